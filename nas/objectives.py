@@ -1,0 +1,265 @@
+"""Metric names, objectives, constraints, and the metric-provider protocol.
+
+Why one module: a metric name such as `latency@raspi4` is parsed once here, and this is the single place
+where "maximise" becomes "minimise" (`ObjectiveSet.to_minimisation`), so the Pareto code, the strategies
+and the run all agree on signs without re-deriving them.
+"""
+
+from __future__ import annotations
+
+import re
+from abc import ABC, abstractmethod
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+import numpy as np
+
+from nas.spaces.base import Arch
+
+Direction = Literal["max", "min"]
+
+#: Metric kinds and the direction a user almost always means for them.
+METRIC_KINDS: dict[str, Direction] = {
+    "accuracy": "max",
+    "latency": "min",
+    "energy": "min",
+    "params": "min",
+    "flops": "min",
+    "macs": "min",
+    "memory": "min",
+}
+
+_METRIC_RE = re.compile(r"^(?P<kind>[a-z_][a-z0-9_]*)(?:@(?P<device>[A-Za-z0-9_.\-]+))?$")
+_CONSTRAINT_RE = re.compile(r"^\s*(?P<metric>[^<>=\s]+)\s*(?P<op><=|>=|<|>)\s*(?P<bound>[-+0-9.eE]+)\s*$")
+
+
+class ObjectiveError(ValueError):
+    """An objective, constraint or metric name that does not parse."""
+
+
+@dataclass(frozen=True)
+class MetricName:
+    """A parsed metric name: `kind` (accuracy, latency, ...) and optional `device` after `@`."""
+
+    kind: str
+    device: str | None = None
+
+    @classmethod
+    def parse(cls, text: str) -> MetricName:
+        match = _METRIC_RE.match(text.strip())
+        if not match or match.group("kind") not in METRIC_KINDS:
+            raise ObjectiveError(
+                f"metric {text!r} does not parse; expected KIND or KIND@DEVICE with KIND in {sorted(METRIC_KINDS)}"
+                " (e.g. accuracy, latency@raspi4)"
+            )
+        if match.group("kind") in ("latency", "energy") and not match.group("device"):
+            raise ObjectiveError(f"metric {text!r} needs a device, e.g. {match.group('kind')}@raspi4")
+        return cls(match.group("kind"), match.group("device"))
+
+    def __str__(self) -> str:
+        return f"{self.kind}@{self.device}" if self.device else self.kind
+
+
+@dataclass(frozen=True)
+class Objective:
+    """Optimise `metric` in `direction`."""
+
+    metric: str
+    direction: Direction
+
+    @classmethod
+    def parse(cls, text: str) -> Objective:
+        """`accuracy:max`, `latency@raspi4:min`, or a bare metric (its usual direction)."""
+        name, _, direction = text.strip().partition(":")
+        metric = MetricName.parse(name)
+        if not direction:
+            direction = METRIC_KINDS[metric.kind]
+        if direction not in ("max", "min"):
+            raise ObjectiveError(f"objective {text!r}: direction must be 'max' or 'min', got {direction!r}")
+        return cls(str(metric), direction)  # type: ignore[arg-type]
+
+    def __str__(self) -> str:
+        return f"{self.metric}:{self.direction}"
+
+
+@dataclass(frozen=True)
+class Constraint:
+    """`metric op bound`, e.g. `latency@pixel3<=12`.
+
+    `violation` follows Optuna's convention: <= 0 means satisfied, so constraint values can be handed to
+    Optuna samplers unchanged.
+    """
+
+    metric: str
+    op: Literal["<=", ">=", "<", ">"]
+    bound: float
+
+    @classmethod
+    def parse(cls, text: str) -> Constraint:
+        match = _CONSTRAINT_RE.match(text)
+        if not match:
+            raise ObjectiveError(f"constraint {text!r} does not parse; expected METRIC<=BOUND or METRIC>=BOUND, e.g. latency@pixel3<=12")
+        metric = MetricName.parse(match.group("metric"))
+        try:
+            bound = float(match.group("bound"))
+        except ValueError:
+            raise ObjectiveError(f"constraint {text!r}: bound {match.group('bound')!r} is not a number") from None
+        return cls(str(metric), match.group("op"), bound)  # type: ignore[arg-type]
+
+    def violation(self, values: np.ndarray) -> np.ndarray:
+        """Amount by which each value breaks the bound (<= 0 means satisfied; strict ops need > 0 slack)."""
+        values = np.asarray(values, dtype=float)
+        if self.op in ("<=", "<"):
+            v = values - self.bound
+        else:
+            v = self.bound - values
+        if self.op in ("<", ">"):
+            v = np.where(v == 0, np.finfo(float).eps, v)
+        return v
+
+    def __str__(self) -> str:
+        return f"{self.metric}{self.op}{self.bound:g}"
+
+
+def _split(spec: str | Sequence[str]) -> list[str]:
+    items = spec.split(",") if isinstance(spec, str) else [s for part in spec for s in str(part).split(",")]
+    return [s.strip() for s in items if s.strip()]
+
+
+@dataclass(frozen=True)
+class ObjectiveSet:
+    """The objectives and constraints of one search, parsed once from the config.
+
+    Example:
+        >>> objs = ObjectiveSet.parse("accuracy:max,latency@raspi4:min", ["latency@pixel3<=12"])
+        >>> objs.names
+        ['accuracy', 'latency@raspi4']
+        >>> objs.to_minimisation(np.array([[90.0, 5.0]])).tolist()
+        [[-90.0, 5.0]]
+        >>> objs.metrics
+        ['accuracy', 'latency@raspi4', 'latency@pixel3']
+    """
+
+    objectives: tuple[Objective, ...]
+    constraints: tuple[Constraint, ...] = field(default=())
+
+    @classmethod
+    def parse(cls, objectives: str | Sequence[str], constraints: str | Sequence[str] | None = None) -> ObjectiveSet:
+        objs = tuple(Objective.parse(s) for s in _split(objectives))
+        if not objs:
+            raise ObjectiveError("no objectives given; expected e.g. accuracy:max,latency@raspi4:min")
+        names = [o.metric for o in objs]
+        duplicates = sorted({n for n in names if names.count(n) > 1})
+        if duplicates:
+            raise ObjectiveError(f"objective(s) {duplicates} given twice")
+        cons = tuple(Constraint.parse(s) for s in ([] if constraints is None else ([constraints] if isinstance(constraints, str) else list(constraints))))
+        return cls(objs, cons)
+
+    @property
+    def names(self) -> list[str]:
+        return [o.metric for o in self.objectives]
+
+    @property
+    def metrics(self) -> list[str]:
+        """Every metric the search must compute: objectives first, then constraint-only metrics."""
+        out = list(self.names)
+        for c in self.constraints:
+            if c.metric not in out:
+                out.append(c.metric)
+        return out
+
+    @property
+    def optuna_directions(self) -> list[str]:
+        return ["maximize" if o.direction == "max" else "minimize" for o in self.objectives]
+
+    @property
+    def signs(self) -> np.ndarray:
+        """+1 for minimised objectives, -1 for maximised ones."""
+        return np.array([-1.0 if o.direction == "max" else 1.0 for o in self.objectives])
+
+    def to_minimisation(self, values: np.ndarray) -> np.ndarray:
+        """`n x n_objectives` values in user units -> the same, all to be minimised (the one sign flip)."""
+        values = np.asarray(values, dtype=float)
+        return values * self.signs
+
+    def from_minimisation(self, values: np.ndarray) -> np.ndarray:
+        return np.asarray(values, dtype=float) * self.signs
+
+    def violations(self, metrics: Mapping[str, np.ndarray]) -> np.ndarray:
+        """`n x n_constraints` Optuna-style constraint values (<= 0 satisfied) from metric arrays."""
+        if not self.constraints:
+            n = len(next(iter(metrics.values()))) if metrics else 0
+            return np.zeros((n, 0))
+        return np.stack([c.violation(np.asarray(metrics[c.metric], dtype=float)) for c in self.constraints], axis=1)
+
+    def describe(self) -> dict[str, Any]:
+        return {"objectives": [str(o) for o in self.objectives], "constraints": [str(c) for c in self.constraints]}
+
+
+class MetricProvider(ABC):
+    """Computes one metric for architectures of one space.
+
+    `cheap` providers (tables, LUTs, analytic counts) are known before an architecture is evaluated;
+    strategies may use them freely. Accuracy from training or a benchmark query is the expensive one.
+    """
+
+    metric: str
+    cheap: bool = True
+
+    @abstractmethod
+    def evaluate(self, archs: Sequence[Arch]) -> np.ndarray:
+        """Values for many archs, shape `n_archs` (NaN where the provider has no value)."""
+
+    def provenance(self) -> dict[str, Any]:
+        """Where the numbers come from (provider, source file, versions), stored with every run."""
+        return {"provider": type(self).__name__, "metric": self.metric}
+
+
+class TableColumnProvider(MetricProvider):
+    """A metric read from one column of a table keyed by the space's canonical arch string.
+
+    Why one class for accuracy and latency tables alike: a benchmark table lookup is the same vectorised
+    string-to-row mapping whatever the column holds; only `cheap` and provenance differ.
+
+    Example:
+        >>> from nas.spaces import get_space
+        >>> space = get_space("nb201")
+        >>> a = space.enumerate()[0]
+        >>> p = TableColumnProvider("latency@toy", space, [space.to_string(a)], [1.5], source={"table": "toy"})
+        >>> p.evaluate([a]).tolist()
+        [1.5]
+    """
+
+    def __init__(
+        self,
+        metric: str,
+        space: Any,
+        arch_strings: Sequence[str],
+        values: Sequence[float] | np.ndarray,
+        *,
+        source: Mapping[str, Any],
+        cheap: bool = True,
+    ) -> None:
+        import pandas as pd
+
+        self.metric = metric
+        self.space = space
+        self.cheap = cheap
+        self._index = pd.Index(list(arch_strings))
+        self._values = np.asarray(values, dtype=float)
+        if len(self._index) != len(self._values):
+            raise ValueError(f"{metric}: {len(self._index)} arch strings but {len(self._values)} values")
+        self._source = dict(source)
+
+    def evaluate(self, archs: Sequence[Arch]) -> np.ndarray:
+        pos = self._index.get_indexer([self.space.to_string(a) for a in archs])
+        out = self._values[np.clip(pos, 0, None)] if len(pos) else np.zeros(0)
+        return np.where(pos >= 0, out, np.nan)
+
+    def evaluate_all(self) -> tuple[list[str], np.ndarray]:
+        """Every arch string in the table and its value (for true fronts and reference points)."""
+        return list(self._index), self._values.copy()
+
+    def provenance(self) -> dict[str, Any]:
+        return {**super().provenance(), **self._source}
