@@ -1,0 +1,96 @@
+"""Search strategies, each an Optuna sampler, looked up by name.
+
+`make_strategy(name, space, seed=..., constraints=..., **options)` returns a sampler. Our own
+architecture-aware strategies sit beside Optuna's generic samplers (prefixed `optuna-`), so every
+comparison runs through the same Run and the same study.
+"""
+
+from __future__ import annotations
+
+import inspect
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+import optuna
+from optuna.samplers import BaseSampler
+from optuna.trial import FrozenTrial
+
+from nas.registry import Registry
+from nas.spaces.base import SearchSpace
+from nas.strategies._base import CONSTRAINTS_ATTR, ArchSampler, History, space_distributions
+from nas.strategies._evolution import EvolutionSampler
+from nas.strategies._random import RandomArchSampler
+
+__all__ = [
+    "ArchSampler",
+    "CONSTRAINTS_ATTR",
+    "EvolutionSampler",
+    "History",
+    "RandomArchSampler",
+    "StrategyInfo",
+    "make_strategy",
+    "space_distributions",
+    "strategies",
+]
+
+
+@dataclass(frozen=True)
+class StrategyInfo:
+    """A named strategy: how to build it and one line on what it is good for."""
+
+    factory: Callable[..., BaseSampler]
+    summary: str
+
+
+strategies: Registry[StrategyInfo] = Registry("strategy")
+
+
+def _constraints_func(trial: FrozenTrial) -> list[float]:
+    return list(trial.user_attrs.get(CONSTRAINTS_ATTR) or [])
+
+
+def _ours(cls: type[ArchSampler]) -> Callable[..., BaseSampler]:
+    def make(space: SearchSpace, *, seed: int | None, constrained: bool, **options: Any) -> BaseSampler:
+        return cls(space, seed=seed, **options)
+
+    make.__wrapped__ = cls  # type: ignore[attr-defined]
+    return make
+
+
+def _optuna(cls: type[BaseSampler], takes_constraints: bool = True) -> Callable[..., BaseSampler]:
+    def make(space: SearchSpace, *, seed: int | None, constrained: bool, **options: Any) -> BaseSampler:
+        if constrained and takes_constraints:
+            options.setdefault("constraints_func", _constraints_func)
+        return cls(seed=seed, **options)
+
+    make.__wrapped__ = cls  # type: ignore[attr-defined]
+    return make
+
+
+strategies.add("random", StrategyInfo(_ours(RandomArchSampler), "uniform random architectures, no repeats: the baseline"))
+strategies.add(
+    "evolution",
+    StrategyInfo(_ours(EvolutionSampler), "multi-objective evolution (NSGA-II selection, space-aware mutation, no repeats): a strong default"),
+)
+strategies.add("optuna-random", StrategyInfo(_optuna(optuna.samplers.RandomSampler, False), "Optuna's RandomSampler (with repeats), for comparison"))
+strategies.add("optuna-nsga2", StrategyInfo(_optuna(optuna.samplers.NSGAIISampler), "Optuna's NSGAIISampler, architecture-blind, for comparison"))
+strategies.add("optuna-tpe", StrategyInfo(_optuna(optuna.samplers.TPESampler), "Optuna's multi-objective TPESampler, for comparison"))
+strategies.add("optuna-gp", StrategyInfo(_optuna(optuna.samplers.GPSampler), "Optuna's GPSampler (slow per trial), for comparison"))
+
+
+def strategy_options(name: str) -> list[str]:
+    """Keyword options a strategy accepts (besides `seed`)."""
+    target = getattr(strategies.get(name).factory, "__wrapped__")
+    params = inspect.signature(target).parameters
+    return [p for p, v in params.items() if v.kind == v.KEYWORD_ONLY and p not in ("seed", "constraints_func")]
+
+
+def make_strategy(name: str, space: SearchSpace, *, seed: int | None = None, constrained: bool = False, **options: Any) -> BaseSampler:
+    """Build the sampler `name`; unknown options raise one line listing the valid ones."""
+    info = strategies.get(name)
+    valid = strategy_options(name)
+    unknown = sorted(set(options) - set(valid))
+    if unknown:
+        raise ValueError(f"unknown option(s) {unknown} for strategy {name!r}; valid: {valid}")
+    return info.factory(space, seed=seed, constrained=constrained, **options)

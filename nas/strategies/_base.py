@@ -1,0 +1,138 @@
+"""What every `nas` strategy shares: an Optuna sampler that proposes whole architectures.
+
+Why a sampler: Optuna keeps the trial history in its storage, so a strategy that rebuilds its state from
+`study.get_trials()` works after a resume and across any number of workers sharing one study. The
+architecture is sampled as one relative sample over all the space's decisions (categorical params).
+"""
+
+from __future__ import annotations
+
+from abc import abstractmethod
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import optuna
+from optuna.distributions import BaseDistribution, CategoricalDistribution
+from optuna.samplers import BaseSampler, RandomSampler
+from optuna.study import Study, StudyDirection
+from optuna.trial import FrozenTrial, TrialState
+
+from nas.spaces.base import Arch, SearchSpace
+
+#: Trial user attribute holding Optuna-style constraint values (<= 0 satisfied).
+CONSTRAINTS_ATTR = "constraints"
+
+
+def space_distributions(space: SearchSpace) -> dict[str, BaseDistribution]:
+    """One categorical distribution per decision, as Optuna params."""
+    return {d.name: CategoricalDistribution(list(d.choices)) for d in space.decisions}
+
+
+@dataclass(frozen=True)
+class History:
+    """Completed trials as arrays: `archs`, `F` (`n x n_objectives`, minimised), `violation` (`n`, 0 = feasible)."""
+
+    archs: list[Arch]
+    F: np.ndarray
+    violation: np.ndarray
+
+
+def trial_violation(trial: FrozenTrial) -> float:
+    values = trial.user_attrs.get(CONSTRAINTS_ATTR) or trial.system_attrs.get(CONSTRAINTS_ATTR)
+    if not values:
+        return 0.0
+    return float(np.sum(np.clip(np.asarray(values, dtype=float), 0.0, None)))
+
+
+class ArchSampler(BaseSampler):
+    """Base class: subclasses implement `propose(study, trial, rng) -> Arch`.
+
+    Already-proposed architectures (any state) are not proposed again while unseen ones remain, because
+    every query of the same architecture is a wasted evaluation.
+    """
+
+    def __init__(self, space: SearchSpace, *, seed: int | None = None) -> None:
+        self.space = space
+        self._seed = seed
+        self._rng = np.random.RandomState(seed)
+        self._fallback = RandomSampler(seed=seed)
+        self._distributions = space_distributions(space)
+
+    def reseed_rng(self) -> None:
+        self._rng.seed()
+        self._fallback.reseed_rng()
+
+    def infer_relative_search_space(self, study: Study, trial: FrozenTrial) -> dict[str, BaseDistribution]:
+        return dict(self._distributions)
+
+    def sample_relative(self, study: Study, trial: FrozenTrial, search_space: dict[str, BaseDistribution]) -> dict[str, Any]:
+        if not search_space:
+            return {}
+        # Follow Optuna: the sampler's RandomState is the only source; a Generator is derived per call.
+        rng = np.random.default_rng(self._rng.randint(0, 2**31 - 1))
+        arch = self.propose(study, trial, rng)
+        return {name: arch[name] for name in search_space}
+
+    def sample_independent(self, study: Study, trial: FrozenTrial, param_name: str, param_distribution: BaseDistribution) -> Any:
+        return self._fallback.sample_independent(study, trial, param_name, param_distribution)
+
+    @abstractmethod
+    def propose(self, study: Study, trial: FrozenTrial, rng: np.random.Generator) -> Arch:
+        """The next architecture to evaluate."""
+
+    # --- helpers for subclasses ------------------------------------------------------------------
+    def arch_of(self, trial: FrozenTrial) -> Arch | None:
+        try:
+            return self.space.validate({d.name: trial.params[d.name] for d in self.space.decisions})
+        except (KeyError, ValueError):
+            return None
+
+    def seen(self, study: Study) -> set[Arch]:
+        """Every architecture already proposed in this study (any state but the current one)."""
+        out = set()
+        for t in study.get_trials(deepcopy=False):
+            arch = self.arch_of(t)
+            if arch is not None:
+                out.add(arch)
+        return out
+
+    def history(self, study: Study) -> History:
+        trials = [t for t in study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,)) if t.values is not None]
+        archs, rows, viol = [], [], []
+        signs = np.array([1.0 if d == StudyDirection.MINIMIZE else -1.0 for d in study.directions])
+        for t in trials:
+            arch = self.arch_of(t)
+            if arch is None or not np.all(np.isfinite(t.values)):
+                continue
+            archs.append(arch)
+            rows.append(np.asarray(t.values, dtype=float) * signs)
+            viol.append(trial_violation(t))
+        F = np.array(rows, dtype=float).reshape(len(rows), len(signs))
+        return History(archs, F, np.array(viol, dtype=float))
+
+    def random_unseen(self, rng: np.random.Generator, seen: set[Arch], tries: int = 200) -> Arch:
+        """A uniformly random architecture not in `seen` (rejection, then enumeration for small finite spaces)."""
+        for _ in range(tries):
+            arch = self.space.sample(rng)
+            if arch not in seen:
+                return arch
+        size = self.space.size
+        if size is not None and size <= 1_000_000:
+            remaining = [a for a in self.space.enumerate() if a not in seen]
+            if remaining:
+                return remaining[int(rng.integers(len(remaining)))]
+        return self.space.sample(rng)
+
+    def unseen_children(self, candidates: Sequence[Arch], seen: set[Arch]) -> list[Arch]:
+        out, local = [], set()
+        for c in candidates:
+            if c not in seen and c not in local:
+                out.append(c)
+                local.add(c)
+        return out
+
+
+def optuna_logging_quiet() -> None:
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
