@@ -1,0 +1,93 @@
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+import yaml
+from typer.testing import CliRunner
+
+import nas
+from nas.cli import app
+from nas.pareto import pareto_mask
+
+runner = CliRunner()
+
+
+def invoke(*args: str):
+    return runner.invoke(app, list(args), catch_exceptions=False)
+
+
+def test_search_then_pareto_prints_and_writes_the_front(tmp_path, no_data_dir):
+    out = tmp_path / "run"
+    result = invoke("search", "--objectives", "accuracy:max,flops:min", "--budget", "15", "--seed", "0", "--out", str(out), "--no-progress")
+    assert result.exit_code == 0, result.output
+    front = pd.read_csv(out / "pareto.csv")
+    assert list(front.columns[:3]) == ["arch", "accuracy", "flops"]
+    shown = invoke("pareto", str(out))
+    assert shown.exit_code == 0 and "Pareto front" in shown.output and "hypervolume" in shown.output
+
+
+def test_search_from_a_yaml_config_with_flag_overrides(tmp_path, no_data_dir):
+    config = tmp_path / "config.yaml"
+    config.write_text(yaml.safe_dump({"space": "nb201", "objectives": "accuracy:max,params:min", "strategy": "random", "budget": 50, "seed": 4}))
+    out = tmp_path / "run"
+    result = invoke("search", str(config), "--budget", "12", "--out", str(out), "--no-progress")
+    assert result.exit_code == 0, result.output
+    stored = yaml.safe_load((out / "config.yaml").read_text())
+    assert stored["budget"] == 12 and stored["strategy"] == "random" and stored["objectives"] == ["accuracy:max", "params:min"]
+
+
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        (["--objectives", "accuracy:max,latency@toaster:min"], "unknown device 'toaster' for latency; known devices: 1080ti_1"),
+        (["--space", "nb999"], "unknown search space 'nb999'"),
+        (["--strategy", "annealing"], "unknown strategy 'annealing'"),
+        (["--objectives", "accuracy:max,speed:min"], "metric 'speed' does not parse"),
+        (["--constraint", "latency@pixel3=<12"], "constraint 'latency@pixel3=<12' does not parse"),
+        (["--objectives", "accuracy:max,latency@raspi4:min"], "needs the benchmark data directory"),
+        (["--option", "populaton_size=3"], "unknown option(s) ['populaton_size']"),
+        (["--budget", "0"], "budget must be a positive integer"),
+    ],
+)
+def test_bad_inputs_exit_nonzero_with_one_line_and_write_nothing(tmp_path, no_data_dir, args, message):
+    out = tmp_path / "run"
+    result = runner.invoke(app, ["search", *args, "--out", str(out), "--no-progress"])
+    assert result.exit_code == 2
+    text = " ".join(result.output.split())
+    assert message in text, result.output
+    assert result.output.strip().startswith("error:")
+    assert not out.exists()
+
+
+def test_existing_run_with_a_different_config_is_refused(tmp_path, no_data_dir):
+    out = tmp_path / "run"
+    assert invoke("search", "--objectives", "accuracy:max,flops:min", "--budget", "5", "--out", str(out), "--no-progress").exit_code == 0
+    before = (out / "config.yaml").read_text()
+    result = runner.invoke(app, ["search", "--objectives", "accuracy:max,params:min", "--budget", "5", "--out", str(out), "--no-progress"])
+    assert result.exit_code == 2 and "refusing to overwrite" in " ".join(result.output.split())
+    assert (out / "config.yaml").read_text() == before
+
+
+def test_pareto_of_a_folder_that_is_not_a_run_fails_cleanly(tmp_path):
+    result = runner.invoke(app, ["pareto", str(tmp_path)])
+    assert result.exit_code == 2 and "not a nas run directory" in result.output
+
+
+def test_bench_front_prints_the_true_front_and_its_hypervolume(tmp_path, shared_data):
+    csv = tmp_path / "front.csv"
+    result = invoke("bench", "front", "--objectives", "accuracy:max,latency@raspi4:min", "--data-dir", str(shared_data), "--csv", str(csv))
+    assert result.exit_code == 0, result.output
+    assert "True Pareto front" in result.output and "hypervolume =" in result.output
+    front = pd.read_csv(csv)
+    assert list(front.columns) == ["arch", "accuracy", "latency@raspi4"]
+    assert front["accuracy"].is_monotonic_decreasing and front["latency@raspi4"].is_monotonic_decreasing
+    table = nas.tables.nb201(devices=["raspi4"], data_dir=shared_data)
+    mask = pareto_mask(np.c_[-table["accuracy"], table["latency@raspi4"]])
+    assert set(front["arch"]) == set(table.loc[mask, "arch"])
+
+
+def test_listings_name_strategies_spaces_and_devices():
+    assert "evolution" in invoke("strategies").output
+    assert "nb201" in invoke("spaces").output
+    assert "raspi4" in invoke("devices").output
