@@ -12,7 +12,6 @@ import fcntl
 import math
 import os
 import socket
-import tempfile
 import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field, fields
@@ -26,8 +25,10 @@ import yaml
 from optuna.trial import TrialState
 
 from nas import tables
+from nas._io import write_atomic
 from nas.accuracy import table_accuracy
 from nas.cost import CountProvider, table_latency
+from nas.cost.lut import LUT, LUTProvider, find_lut, shipped_devices
 from nas.objectives import MetricName, MetricProvider, ObjectiveSet, TableColumnProvider
 from nas.pareto import ParetoFront, hypervolume
 from nas.spaces import get_space
@@ -126,14 +127,26 @@ def resolve_provider(metric: str, space: SearchSpace, config: RunConfig) -> Metr
         return table_accuracy(space, config.dataset, config.data_dir)
     if name.kind == "latency":
         assert name.device is not None
-        if name.device not in tables.NB201_DEVICES:
-            raise tables.UnknownDeviceError(
-                f"unknown device {name.device!r} for latency; known devices: {', '.join(tables.NB201_DEVICES)}"
-            )
-        return table_latency(space, name.device, config.data_dir)
+        return latency_provider(name.device, space, config)
     if name.kind in ("params", "flops", "macs"):
         return CountProvider(name.kind, space, dataset=config.dataset)  # type: ignore[arg-type]
     raise RunConfigError(f"no provider for metric {metric!r} yet; available kinds: accuracy, latency@DEVICE, params, flops")
+
+
+def latency_provider(device: str, space: SearchSpace, config: RunConfig) -> MetricProvider:
+    """Measured table when it covers the device and space (exact), else a shipped LUT for them."""
+    if space.name == "nb201" and device in tables.NB201_DEVICES:
+        has_table = tables.find_data_dir(config.data_dir) is not None
+        lut_path = None if has_table else find_lut(device, space.name)
+        if lut_path is None:
+            return table_latency(space, device, config.data_dir)
+    else:
+        lut_path = find_lut(device, space.name)
+    if lut_path is None:
+        known = sorted(set(shipped_devices()) | (set(tables.NB201_DEVICES) if space.name == "nb201" else set()))
+        raise tables.UnknownDeviceError(f"unknown device {device!r} for latency in space {space.name!r}; known devices: {', '.join(known)}")
+    lut = LUT.load(lut_path)
+    return LUTProvider(f"latency@{device}", lut, space, layer_kwargs={"dataset": config.dataset})
 
 
 def resolve_providers(space: SearchSpace, config: RunConfig) -> dict[str, MetricProvider]:
@@ -184,20 +197,6 @@ def front_of(frame: pd.DataFrame, objset: ObjectiveSet) -> ParetoFront:
 
 
 # --- the run -------------------------------------------------------------------------------------
-def _write_atomic(path: Path, text: str) -> None:
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as fh:
-            fh.write(text)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
-
-
 def _pid_alive(pid: int) -> bool:
     try:
         os.kill(pid, 0)
@@ -277,7 +276,7 @@ class Run:
         make_strategy(config.strategy, space, seed=config.seed, constrained=bool(config.constraints), **config.strategy_options)
         directory.mkdir(parents=True, exist_ok=True)
         run._create_or_load_study()
-        _write_atomic(config_path, yaml.safe_dump(config.to_dict(), sort_keys=False))
+        write_atomic(config_path, yaml.safe_dump(config.to_dict(), sort_keys=False))
         return run
 
     @property
@@ -451,7 +450,7 @@ class Run:
 
     def write_pareto(self) -> pd.DataFrame:
         front = self.pareto()
-        _write_atomic(self.directory / PARETO_FILE, front.to_csv(index=False))
+        write_atomic(self.directory / PARETO_FILE, front.to_csv(index=False))
         return front
 
     def hypervolume(self) -> float | None:

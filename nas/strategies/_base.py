@@ -70,8 +70,12 @@ class ArchSampler(BaseSampler):
     def sample_relative(self, study: Study, trial: FrozenTrial, search_space: dict[str, BaseDistribution]) -> dict[str, Any]:
         if not search_space:
             return {}
-        # Follow Optuna: the sampler's RandomState is the only source; a Generator is derived per call.
-        rng = np.random.default_rng(self._rng.randint(0, 2**31 - 1))
+        # Seeded: the stream depends on (seed, trial number), so a resumed run or a second worker draws
+        # fresh numbers instead of replaying the first worker's. Unseeded: Optuna's RandomState habit.
+        if self._seed is not None:
+            rng = np.random.default_rng([self._seed, trial.number])
+        else:
+            rng = np.random.default_rng(self._rng.randint(0, 2**31 - 1))
         arch = self.propose(study, trial, rng)
         return {name: arch[name] for name in search_space}
 

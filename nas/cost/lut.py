@@ -1,0 +1,209 @@
+"""Latency/energy lookup tables (LUTs): one cost per operator signature, summed over a network's layers.
+
+Why this format: a LUT is plain CSV (`space,key,latency_ms[,std_ms,min_ms,max_ms,n]`) plus a JSON sidecar
+with provenance and validation figures, so users can read, diff and version it, and loading it can never
+execute code (nn-Meter's pickled predictors broke with every scikit-learn release). Rows are keyed by
+`LayerSignature.key()`; one device file may hold rows of several spaces (column `space`). A row keyed
+`intercept` adds a per-network constant (framework overhead, fitted LUTs).
+
+Files live in `latency_luts/DEVICE[__BACKEND].csv` with `DEVICE[__BACKEND].json` beside them.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from nas._io import write_atomic
+from nas.objectives import MetricProvider
+from nas.spaces.base import Arch, SearchSpace
+
+INTERCEPT = "intercept"
+REQUIRED_COLUMNS = ("space", "key", "latency_ms")
+OPTIONAL_COLUMNS = ("std_ms", "min_ms", "max_ms", "n")
+
+
+class LUTError(ValueError):
+    """A LUT file that cannot be used (bad format, corrupted sidecar, other space)."""
+
+
+class MissingSignatureError(LUTError):
+    """An architecture needs an operator the LUT has no entry for."""
+
+
+def luts_dir() -> Path:
+    """Where shipped LUTs live: `$NAS_LUTS_DIR` or the repository's `latency_luts/`."""
+    env = os.environ.get("NAS_LUTS_DIR")
+    return Path(env) if env else Path(__file__).resolve().parents[2] / "latency_luts"
+
+
+def sidecar_path(path: Path) -> Path:
+    return path.with_suffix("").with_suffix(".json") if path.name.endswith(".csv.gz") else path.with_suffix(".json")
+
+
+@dataclass
+class LUT:
+    """Per-signature costs (ms) for one device/backend, possibly for several spaces.
+
+    Example:
+        >>> from nas.spaces import get_space
+        >>> space = get_space("nb201")
+        >>> arch = space.from_string("|none~0|+|none~0|none~1|+|none~0|none~1|none~2|")
+        >>> keys = sorted({sig.key() for sig in space.layers(arch)})
+        >>> lut = LUT.from_costs("nb201", {k: 0.01 for k in keys} | {"intercept": 0.5}, device="toy")
+        >>> round(float(lut.predict(space, [arch])[0]), 4) > 0.5
+        True
+    """
+
+    table: pd.DataFrame
+    meta: dict[str, Any] = field(default_factory=dict)
+    path: Path | None = None
+
+    # --- construction / IO --------------------------------------------------------------------------
+    @classmethod
+    def from_costs(cls, space: str, costs: Mapping[str, float], *, device: str, backend: str | None = None, meta: Mapping[str, Any] | None = None) -> LUT:
+        table = pd.DataFrame({"space": space, "key": list(costs), "latency_ms": [float(v) for v in costs.values()]})
+        info = {"device": device, "backend": backend, "units": "ms", **(meta or {})}
+        return cls(table, info)
+
+    @classmethod
+    def load(cls, path: str | Path) -> LUT:
+        path = Path(path)
+        if not path.is_file():
+            raise FileNotFoundError(f"LUT file {path} not found; build one with `nas lut build` or fit one with `nas lut fit`")
+        try:
+            table = pd.read_csv(path, dtype={"space": str, "key": str})
+        except (pd.errors.ParserError, UnicodeDecodeError, EOFError, OSError) as exc:
+            raise LUTError(f"LUT {path} is not a readable CSV: {str(exc).splitlines()[0]}") from None
+        missing = [c for c in REQUIRED_COLUMNS if c not in table.columns]
+        if missing:
+            raise LUTError(f"LUT {path} lacks column(s) {missing}; expected columns {list(REQUIRED_COLUMNS)}")
+        values = pd.to_numeric(table["latency_ms"], errors="coerce")
+        if values.isna().any() or not np.isfinite(values).all():
+            bad = table.loc[values.isna() | ~np.isfinite(values.fillna(0)), "key"].head(1).tolist()
+            raise LUTError(f"LUT {path} has non-numeric latency_ms (first bad key: {bad})")
+        table["latency_ms"] = values.astype(float)
+        meta: dict[str, Any] = {}
+        side = sidecar_path(path)
+        if side.is_file():
+            try:
+                meta = json.loads(side.read_text(encoding="utf-8"))
+            except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+                raise LUTError(f"LUT sidecar {side} is corrupted ({type(exc).__name__}: {str(exc).splitlines()[0]}); rebuild or restore it") from None
+            if not isinstance(meta, dict):
+                raise LUTError(f"LUT sidecar {side} is corrupted: expected a JSON object")
+        meta.setdefault("device", path.name.split("__")[0].removesuffix(".gz").removesuffix(".csv"))
+        return cls(table, meta, path)
+
+    def save(self, path: str | Path) -> Path:
+        """Write CSV and sidecar atomically (a crash leaves the old files or the new ones, never half)."""
+        path = Path(path)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        meta = {**self.meta, "sha256": self.digest()}
+        write_atomic(path, self.table.to_csv(index=False))
+        write_atomic(sidecar_path(path), json.dumps(meta, indent=2, sort_keys=True, default=str) + "\n")
+        self.path, self.meta = path, meta
+        return path
+
+    def digest(self) -> str:
+        return hashlib.sha256(self.table.to_csv(index=False).encode()).hexdigest()[:16]
+
+    # --- lookup ---------------------------------------------------------------------------------------
+    @property
+    def spaces(self) -> list[str]:
+        return sorted(self.table["space"].unique())
+
+    def costs(self, space: str, column: str = "latency_ms") -> dict[str, float]:
+        rows = self.table[self.table["space"] == space]
+        return dict(zip(rows["key"], rows[column].astype(float)))
+
+    def check_space(self, space: SearchSpace) -> None:
+        if space.name not in self.spaces:
+            raise LUTError(f"LUT {self.name} is for space(s) {self.spaces}, not {space.name!r}; build one with `nas lut build --space {space.name}`")
+
+    @property
+    def name(self) -> str:
+        return str(self.path) if self.path else f"{self.meta.get('device')}"
+
+    def predict(self, space: SearchSpace, archs: Sequence[Arch], **layer_kwargs: Any) -> np.ndarray:
+        """Sum of per-layer costs (+ intercept) for each arch, in ms."""
+        self.check_space(space)
+        costs = self.costs(space.name)
+        intercept = costs.get(INTERCEPT, 0.0)
+        out = np.empty(len(archs))
+        for i, arch in enumerate(archs):
+            total = intercept
+            for sig in space.layers(arch, **layer_kwargs):
+                value = costs.get(sig.key())
+                if value is None:
+                    raise MissingSignatureError(
+                        f"LUT {self.name} has no entry for operator {sig.key()} needed by {space.to_string(arch)}; "
+                        f"rebuild it with `nas lut build --space {space.name}`"
+                    )
+                total += value
+            out[i] = total
+        return out
+
+    def validation(self, space: str) -> dict[str, Any]:
+        return dict(self.meta.get("validation", {}).get(space, {}))
+
+
+class LUTProvider(MetricProvider):
+    """`latency@DEVICE` (or `energy@DEVICE`) from a LUT: cheap, known before evaluation."""
+
+    def __init__(self, metric: str, lut: LUT, space: SearchSpace, *, layer_kwargs: Mapping[str, Any] | None = None) -> None:
+        lut.check_space(space)
+        self.metric = metric
+        self.lut = lut
+        self.space = space
+        self.layer_kwargs = dict(layer_kwargs or {})
+        self.cheap = True
+        self._cache: dict[Arch, float] = {}
+
+    def evaluate(self, archs: Sequence[Arch]) -> np.ndarray:
+        todo = [a for a in dict.fromkeys(archs) if a not in self._cache]
+        if todo:
+            for arch, value in zip(todo, self.lut.predict(self.space, todo, **self.layer_kwargs)):
+                self._cache[arch] = float(value)
+        return np.array([self._cache[a] for a in archs], dtype=float)
+
+    def provenance(self) -> dict[str, Any]:
+        return {
+            **super().provenance(),
+            "table": f"lut:{self.lut.name}",
+            "lut_sha256": self.lut.meta.get("sha256", self.lut.digest()),
+            "kind": self.lut.meta.get("kind"),
+            "backend": self.lut.meta.get("backend"),
+            "validation": self.lut.validation(self.space.name),
+        }
+
+
+def find_lut(device: str, space: str, backend: str | None = None, directory: Path | None = None) -> Path | None:
+    """The shipped LUT file for `device` (and `backend`) that covers `space`, or None."""
+    folder = directory or luts_dir()
+    names = [f"{device}__{backend}.csv"] if backend else [f"{device}.csv", *sorted(p.name for p in folder.glob(f"{device}__*.csv"))]
+    for name in names:
+        path = folder / name
+        if path.is_file():
+            try:
+                spaces = pd.read_csv(path, usecols=["space"])["space"].unique()
+            except (ValueError, pd.errors.ParserError):
+                continue
+            if space in spaces:
+                return path
+    return None
+
+
+def shipped_devices(directory: Path | None = None) -> list[str]:
+    folder = directory or luts_dir()
+    return sorted({p.name.removesuffix(".csv").split("__")[0] for p in folder.glob("*.csv")})
+
+
