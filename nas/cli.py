@@ -19,6 +19,8 @@ from rich.table import Table
 app = typer.Typer(help="Hardware-aware neural architecture search: accurate AND cheap networks, as a Pareto front.", no_args_is_help=True, add_completion=False)
 bench_app = typer.Typer(help="Query benchmark tables offline.", no_args_is_help=True)
 app.add_typer(bench_app, name="bench")
+lut_app = typer.Typer(help="Latency lookup tables: build on this machine, validate, fit from measurements, predict.", no_args_is_help=True)
+app.add_typer(lut_app, name="lut")
 
 console = Console()
 err_console = Console(stderr=True)
@@ -218,6 +220,21 @@ def list_devices() -> None:
     where = find_data_dir()
     console.print(f"NB201 latency tables ({'found in ' + str(where) if where else 'data directory not found: pass --data-dir or set NAS_DATA_DIR'}):")
     console.print(", ".join(NB201_DEVICES))
+
+
+@lut_app.command("list")
+def lut_list() -> None:
+    """List the LUTs shipped in latency_luts/ with their validation figures."""
+    from nas.cost.lut import LUT, luts_dir
+
+    for path in sorted(luts_dir().glob("*.csv")):
+        try:
+            lut = LUT.load(path)
+        except _user_errors() as exc:
+            err_console.print(f"[yellow]skipped[/] {path.name}: {exc}")
+            continue
+        figures = {s: lut.validation(s) for s in lut.spaces}
+        console.print(f"[bold]{path.name}[/] device={lut.meta.get('device')} backend={lut.meta.get('backend')} kind={lut.meta.get('kind')} spaces={lut.spaces} validation={figures}")
 
 
 def main() -> None:
