@@ -140,7 +140,7 @@ def main() -> None:
     parser.add_argument("--budgets", default="100,300")
     parser.add_argument("--seeds", type=int, default=10)
     parser.add_argument("--gp-budget", type=int, default=100, help="GPSampler is slow per trial: run it only to this budget")
-    parser.add_argument("--gp-seeds", type=int, default=3)
+    parser.add_argument("--gp-seeds", type=int, default=10)
     parser.add_argument("--data-dir", default=None)
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--out", default=str(RESULTS / "nb201_hv"))
