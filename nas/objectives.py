@@ -263,3 +263,78 @@ class TableColumnProvider(MetricProvider):
 
     def provenance(self) -> dict[str, Any]:
         return {**super().provenance(), **self._source}
+
+
+MODES = ("pareto", "lexicographic", "scalarized", "hybrid")
+
+
+@dataclass(frozen=True)
+class Mode:
+    """How a strategy ranks candidates: the whole front, or one preferred trade-off.
+
+    - `pareto` (default): Pareto rank, then diversity.
+    - `lexicographic`: objectives in `order`, each compared within relative `tolerances` before the next.
+    - `scalarized`: `kind="weighted_sum"` of min-max normalised objectives with `weights`, or
+      `kind="product"`: MnasNet's soft constraint ACC * (LAT / target)^w, with `targets` per cost
+      objective and exponent `exponent` (w = -0.07 in the paper).
+    - `hybrid`: weighted sums whose weights rotate over the simplex as the search proceeds, so the
+      search sweeps across the front instead of collapsing on one point.
+
+    Example:
+        >>> objs = ObjectiveSet.parse("accuracy:max,latency@raspi4:min")
+        >>> Mode.parse("scalarized", objs, weights=[0.7, 0.3]).weights
+        (0.7, 0.3)
+    """
+
+    name: str = "pareto"
+    order: tuple[int, ...] = ()
+    tolerances: tuple[float, ...] = ()
+    weights: tuple[float, ...] = ()
+    kind: str = "weighted_sum"
+    targets: tuple[float | None, ...] = ()
+    exponent: float = -0.07
+
+    @classmethod
+    def parse(cls, name: str, objectives: ObjectiveSet, **options: Any) -> Mode:
+        if name not in MODES:
+            raise ObjectiveError(f"unknown mode {name!r}; expected one of {list(MODES)}")
+        valid = {"pareto": set(), "lexicographic": {"order", "tolerances"}, "scalarized": {"weights", "kind", "targets", "exponent"}, "hybrid": set()}[name]
+        unknown = sorted(set(options) - valid)
+        if unknown:
+            raise ObjectiveError(f"unknown option(s) {unknown} for mode {name!r}; valid: {sorted(valid)}")
+        names = objectives.names
+        n = len(names)
+        order: tuple[int, ...] = ()
+        tolerances: tuple[float, ...] = ()
+        weights: tuple[float, ...] = ()
+        targets: tuple[float | None, ...] = ()
+        if name == "lexicographic":
+            raw = options.get("order", names)
+            raw = [s.strip() for s in raw.split(",")] if isinstance(raw, str) else list(raw)
+            bad = [o for o in raw if o not in names]
+            if bad:
+                raise ObjectiveError(f"lexicographic order names unknown objective(s) {bad}; objectives are {names}")
+            order = tuple(names.index(o) for o in raw)
+            tol = options.get("tolerances", [0.0] * len(order))
+            tolerances = tuple(float(t) for t in ([tol] * len(order) if isinstance(tol, (int, float)) else tol))
+            if len(tolerances) != len(order) or any(t < 0 for t in tolerances):
+                raise ObjectiveError(f"lexicographic tolerances {list(tolerances)} must be {len(order)} non-negative numbers")
+        if name == "scalarized":
+            kind = options.get("kind", "weighted_sum")
+            if kind not in ("weighted_sum", "product"):
+                raise ObjectiveError(f"scalarized kind {kind!r}; expected 'weighted_sum' or 'product'")
+            if kind == "weighted_sum":
+                w = options.get("weights", [1.0 / n] * n)
+                if len(w) != n or any(float(x) < 0 for x in w) or sum(float(x) for x in w) <= 0:
+                    raise ObjectiveError(f"weights {list(w)} do not match the {n} objectives {names}; expected {n} non-negative numbers")
+                weights = tuple(float(x) for x in w)
+            else:
+                raw_targets = options.get("targets")
+                if raw_targets is None or len(raw_targets) != n:
+                    raise ObjectiveError(f"product mode needs `targets`: one per objective {names} (null for accuracy), e.g. [null, 12]")
+                targets = tuple(None if t is None else float(t) for t in raw_targets)
+            return cls(name, weights=weights, kind=kind, targets=targets, exponent=float(options.get("exponent", -0.07)))
+        return cls(name, order=order, tolerances=tolerances)
+
+    def describe(self) -> dict[str, Any]:
+        return {k: v for k, v in self.__dict__.items() if v not in ((), None)}

@@ -29,11 +29,11 @@ from nas._io import write_atomic
 from nas.accuracy import table_accuracy
 from nas.cost import CountProvider, table_latency
 from nas.cost.lut import LUT, LUTProvider, find_lut, shipped_devices
-from nas.objectives import MetricName, MetricProvider, ObjectiveSet, TableColumnProvider
+from nas.objectives import MetricName, MetricProvider, Mode, ObjectiveSet, TableColumnProvider
 from nas.pareto import ParetoFront, hypervolume
 from nas.spaces import get_space
 from nas.spaces.base import Arch, SearchSpace
-from nas.strategies import CONSTRAINTS_ATTR, make_strategy, space_distributions
+from nas.strategies import CONSTRAINTS_ATTR, SearchContext, make_strategy, space_distributions
 
 STUDY_NAME = "nas"
 CONFIG_FILE = "config.yaml"
@@ -64,6 +64,8 @@ class RunConfig:
     constraints: list[str] = field(default_factory=list)
     strategy: str = "evolution"
     strategy_options: dict[str, Any] = field(default_factory=dict)
+    mode: str = "pareto"
+    mode_options: dict[str, Any] = field(default_factory=dict)
     budget: int = 100
     seed: int | None = 0
     data_dir: str | None = None
@@ -106,10 +108,15 @@ class RunConfig:
             raise RunConfigError(f"seed must be an integer, got {self.seed!r}")
         if not isinstance(self.strategy_options, dict):
             raise RunConfigError(f"strategy_options must be a mapping, got {self.strategy_options!r}")
-        self.objective_set()
+        if not isinstance(self.mode_options, dict):
+            raise RunConfigError(f"mode_options must be a mapping, got {self.mode_options!r}")
+        self.search_mode()
 
     def objective_set(self) -> ObjectiveSet:
         return ObjectiveSet.parse(self.objectives, self.constraints)
+
+    def search_mode(self) -> Mode:
+        return Mode.parse(self.mode, self.objective_set(), **self.mode_options)
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -273,7 +280,8 @@ class Run:
                 raise RunConfigError(f"{directory} is not a nas run directory (no {CONFIG_FILE})")
             return run
         run.providers  # resolve (and so validate) every provider before anything is written
-        make_strategy(config.strategy, space, seed=config.seed, constrained=bool(config.constraints), **config.strategy_options)
+        run.make_sampler()
+        run.check_feasible()
         directory.mkdir(parents=True, exist_ok=True)
         run._create_or_load_study()
         write_atomic(config_path, yaml.safe_dump(config.to_dict(), sort_keys=False))
@@ -283,10 +291,44 @@ class Run:
     def storage_url(self) -> str:
         return self.config.storage or f"sqlite:///{(self.directory / STUDY_FILE).resolve()}"
 
-    def _create_or_load_study(self) -> optuna.Study:
-        sampler = make_strategy(
-            self.config.strategy, self.space, seed=self.config.seed, constrained=bool(self.config.constraints), **self.config.strategy_options
+    def context(self) -> SearchContext:
+        """Objectives, mode, and the metrics known before evaluation (cheap providers) for the strategy."""
+        known = tuple(m for m, p in self.providers.items() if p.cheap)
+
+        def evaluate_known(archs: Sequence[Arch]) -> dict[str, np.ndarray]:
+            return {m: self.providers[m].evaluate(archs) for m in known}
+
+        return SearchContext(self.objectives, known, evaluate_known, self.config.search_mode())
+
+    def make_sampler(self) -> optuna.samplers.BaseSampler:
+        return make_strategy(
+            self.config.strategy,
+            self.space,
+            seed=self.config.seed,
+            constrained=bool(self.config.constraints),
+            context=self.context(),
+            **self.config.strategy_options,
         )
+
+    def check_feasible(self) -> None:
+        """Refuse a constraint set that no architecture of a finite space can satisfy, before searching."""
+        context = self.context()
+        cons = context.known_constraints()
+        if not cons or self.space.size is None or self.space.size > 200_000:
+            return
+        archs = self.space.enumerate()
+        values = context.known(archs) if context.known else {}
+        ok = np.ones(len(archs), dtype=bool)
+        for c in cons:
+            ok &= c.violation(values[c.metric]) <= 0
+        if not ok.any():
+            best = {c.metric: float(np.nanmin(values[c.metric]) if c.op in ("<=", "<") else np.nanmax(values[c.metric])) for c in cons}
+            raise RunConfigError(
+                f"no architecture of space {self.space.name!r} satisfies {[str(c) for c in cons]} (best achievable: {best}); relax the constraints"
+            )
+
+    def _create_or_load_study(self) -> optuna.Study:
+        sampler = self.make_sampler()
         storage = optuna.storages.RDBStorage(self.storage_url, engine_kwargs={"connect_args": {"timeout": 60}} if self.storage_url.startswith("sqlite") else None)
         study = optuna.create_study(
             study_name=STUDY_NAME, storage=storage, sampler=sampler, directions=self.objectives.optuna_directions, load_if_exists=True

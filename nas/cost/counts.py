@@ -16,7 +16,7 @@ from nas.objectives import MetricProvider
 from nas.spaces.base import Arch, LayerSignature, SearchSpace
 
 
-_PARAMETER_FREE_OPS = frozenset({"relu", "avgpool", "add", "global_avgpool"})
+_PARAMETER_FREE_OPS = frozenset({"relu", "avgpool", "add", "global_avgpool", "channel_shuffle"})
 
 
 def _conv_out(size: int, kernel: int, stride: int) -> int:

@@ -15,11 +15,13 @@ import yaml
 
 from nas.registry import Registry, UnknownNameError
 from nas.spaces.base import Arch, Decision, InvalidArchError, LayerSignature, SearchSpace
+from nas.spaces.fbnet import FBNetSpace
 from nas.spaces.nb201 import NB201Space
 
 __all__ = [
     "Arch",
     "Decision",
+    "FBNetSpace",
     "InvalidArchError",
     "LayerSignature",
     "NB201Space",
@@ -32,6 +34,7 @@ __all__ = [
 
 families: Registry[type[SearchSpace]] = Registry("space family")
 families.add("nb201", NB201Space)
+families.add("fbnet", FBNetSpace)
 
 
 def spaces_dir() -> Path:

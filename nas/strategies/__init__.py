@@ -18,7 +18,7 @@ from optuna.trial import FrozenTrial
 
 from nas.registry import Registry
 from nas.spaces.base import SearchSpace
-from nas.strategies._base import CONSTRAINTS_ATTR, ArchSampler, History, space_distributions
+from nas.strategies._base import CONSTRAINTS_ATTR, ArchSampler, History, SearchContext, space_distributions
 from nas.strategies._evolution import EvolutionSampler
 from nas.strategies._random import RandomArchSampler
 
@@ -28,6 +28,7 @@ __all__ = [
     "EvolutionSampler",
     "History",
     "RandomArchSampler",
+    "SearchContext",
     "StrategyInfo",
     "make_strategy",
     "space_distributions",
@@ -51,15 +52,15 @@ def _constraints_func(trial: FrozenTrial) -> list[float]:
 
 
 def _ours(cls: type[ArchSampler]) -> Callable[..., BaseSampler]:
-    def make(space: SearchSpace, *, seed: int | None, constrained: bool, **options: Any) -> BaseSampler:
-        return cls(space, seed=seed, **options)
+    def make(space: SearchSpace, *, seed: int | None, constrained: bool, context: SearchContext | None = None, **options: Any) -> BaseSampler:
+        return cls(space, seed=seed, context=context, **options)
 
     make.__wrapped__ = cls  # type: ignore[attr-defined]
     return make
 
 
 def _optuna(cls: type[BaseSampler], takes_constraints: bool = True) -> Callable[..., BaseSampler]:
-    def make(space: SearchSpace, *, seed: int | None, constrained: bool, **options: Any) -> BaseSampler:
+    def make(space: SearchSpace, *, seed: int | None, constrained: bool, context: SearchContext | None = None, **options: Any) -> BaseSampler:
         if constrained and takes_constraints:
             options.setdefault("constraints_func", _constraints_func)
         return cls(seed=seed, **options)
@@ -83,14 +84,20 @@ def strategy_options(name: str) -> list[str]:
     """Keyword options a strategy accepts (besides `seed`)."""
     target = getattr(strategies.get(name).factory, "__wrapped__")
     params = inspect.signature(target).parameters
-    return [p for p, v in params.items() if v.kind == v.KEYWORD_ONLY and p not in ("seed", "constraints_func")]
+    return [p for p, v in params.items() if v.kind == v.KEYWORD_ONLY and p not in ("seed", "constraints_func", "context")]
 
 
-def make_strategy(name: str, space: SearchSpace, *, seed: int | None = None, constrained: bool = False, **options: Any) -> BaseSampler:
-    """Build the sampler `name`; unknown options raise one line listing the valid ones."""
+def make_strategy(
+    name: str, space: SearchSpace, *, seed: int | None = None, constrained: bool = False, context: SearchContext | None = None, **options: Any
+) -> BaseSampler:
+    """Build the sampler `name`; unknown options raise one line listing the valid ones.
+
+    `context` tells architecture-aware strategies the objectives, the search mode and the metrics known
+    before evaluation; Optuna's samplers are black-box and ignore it.
+    """
     info = strategies.get(name)
     valid = strategy_options(name)
     unknown = sorted(set(options) - set(valid))
     if unknown:
         raise ValueError(f"unknown option(s) {unknown} for strategy {name!r}; valid: {valid}")
-    return info.factory(space, seed=seed, constrained=constrained, **options)
+    return info.factory(space, seed=seed, constrained=constrained, context=context, **options)

@@ -8,7 +8,7 @@ architecture is sampled as one relative sample over all the space's decisions (c
 from __future__ import annotations
 
 from abc import abstractmethod
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -19,6 +19,7 @@ from optuna.samplers import BaseSampler, RandomSampler
 from optuna.study import Study, StudyDirection
 from optuna.trial import FrozenTrial, TrialState
 
+from nas.objectives import Constraint, Mode, ObjectiveSet
 from nas.spaces.base import Arch, SearchSpace
 
 #: Trial user attribute holding Optuna-style constraint values (<= 0 satisfied).
@@ -28,6 +29,36 @@ CONSTRAINTS_ATTR = "constraints"
 def space_distributions(space: SearchSpace) -> dict[str, BaseDistribution]:
     """One categorical distribution per decision, as Optuna params."""
     return {d.name: CategoricalDistribution(list(d.choices)) for d in space.decisions}
+
+
+@dataclass
+class SearchContext:
+    """What a strategy may know besides the trial history.
+
+    `known(archs)` returns the metrics that are known BEFORE an architecture is evaluated (costs from
+    tables, LUTs, analytic counts) as arrays; only the remaining objectives (usually accuracy) cost a
+    query. Strategies use it to skip archs that break a known constraint and to aim at the front at each
+    candidate's exact cost. Without a context a strategy is black-box, like Optuna's samplers.
+    """
+
+    objectives: ObjectiveSet
+    known_metrics: tuple[str, ...] = ()
+    known: Callable[[Sequence[Arch]], dict[str, np.ndarray]] | None = None
+    mode: Mode | None = None
+
+    def known_constraints(self) -> list[Constraint]:
+        return [c for c in self.objectives.constraints if c.metric in self.known_metrics]
+
+    def known_feasible(self, archs: Sequence[Arch]) -> np.ndarray:
+        """True where every constraint on a known metric holds (unknown ones are checked after evaluation)."""
+        cons = self.known_constraints()
+        if not cons or self.known is None or not archs:
+            return np.ones(len(archs), dtype=bool)
+        values = self.known(archs)
+        ok = np.ones(len(archs), dtype=bool)
+        for c in cons:
+            ok &= c.violation(values[c.metric]) <= 0
+        return ok
 
 
 @dataclass(frozen=True)
@@ -53,8 +84,13 @@ class ArchSampler(BaseSampler):
     every query of the same architecture is a wasted evaluation.
     """
 
-    def __init__(self, space: SearchSpace, *, seed: int | None = None) -> None:
+    #: Largest finite space whose architectures are kept as an explicit candidate pool.
+    POOL_LIMIT = 200_000
+
+    def __init__(self, space: SearchSpace, *, seed: int | None = None, context: SearchContext | None = None) -> None:
         self.space = space
+        self.context = context
+        self._pool: list[Arch] | None = None
         self._seed = seed
         self._rng = np.random.RandomState(seed)
         self._fallback = RandomSampler(seed=seed)
@@ -116,26 +152,47 @@ class ArchSampler(BaseSampler):
         F = np.array(rows, dtype=float).reshape(len(rows), len(signs))
         return History(archs, F, np.array(viol, dtype=float))
 
+    def feasible(self, archs: Sequence[Arch]) -> np.ndarray:
+        """Mask of archs not known to break a constraint (all True without a context)."""
+        if self.context is None:
+            return np.ones(len(archs), dtype=bool)
+        return self.context.known_feasible(archs)
+
+    def pool(self) -> list[Arch] | None:
+        """Every architecture that is not known to be infeasible, for finite spaces up to POOL_LIMIT."""
+        if self._pool is None:
+            size = self.space.size
+            if size is None or size > self.POOL_LIMIT:
+                return None
+            archs = self.space.enumerate()
+            mask = self.feasible(archs)
+            self._pool = [a for a, ok in zip(archs, mask) if ok]
+        return self._pool
+
     def random_unseen(self, rng: np.random.Generator, seen: set[Arch], tries: int = 200) -> Arch:
-        """A uniformly random architecture not in `seen` (rejection, then enumeration for small finite spaces)."""
-        for _ in range(tries):
-            arch = self.space.sample(rng)
-            if arch not in seen:
-                return arch
-        size = self.space.size
-        if size is not None and size <= 1_000_000:
-            remaining = [a for a in self.space.enumerate() if a not in seen]
+        """A uniformly random architecture not in `seen` and not known to be infeasible."""
+        pool = self.pool()
+        if pool is not None:
+            if len(seen) < len(pool) // 2:
+                for _ in range(tries):
+                    arch = pool[int(rng.integers(len(pool)))]
+                    if arch not in seen:
+                        return arch
+            remaining = [a for a in pool if a not in seen]
             if remaining:
                 return remaining[int(rng.integers(len(remaining)))]
+            return pool[int(rng.integers(len(pool)))] if pool else self.space.sample(rng)
+        for _ in range(tries):
+            arch = self.space.sample(rng)
+            if arch not in seen and self.feasible([arch])[0]:
+                return arch
         return self.space.sample(rng)
 
     def unseen_children(self, candidates: Sequence[Arch], seen: set[Arch]) -> list[Arch]:
-        out, local = [], set()
-        for c in candidates:
-            if c not in seen and c not in local:
-                out.append(c)
-                local.add(c)
-        return out
+        """Distinct candidates not yet in the study and not known to be infeasible, order kept."""
+        fresh = [c for c in dict.fromkeys(candidates) if c not in seen]
+        mask = self.feasible(fresh)
+        return [c for c, ok in zip(fresh, mask) if ok]
 
 
 def optuna_logging_quiet() -> None:

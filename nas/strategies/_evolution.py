@@ -15,9 +15,9 @@ import numpy as np
 from optuna.study import Study
 from optuna.trial import FrozenTrial
 
-from nas.pareto import crowding_distance, hypervolume_contributions, non_dominated_sort
 from nas.spaces.base import Arch, SearchSpace
-from nas.strategies._base import ArchSampler, History
+from nas.strategies._base import ArchSampler, History, SearchContext
+from nas.strategies._modes import fitness_order
 
 
 class EvolutionSampler(ArchSampler):
@@ -57,8 +57,9 @@ class EvolutionSampler(ArchSampler):
         double_mutation_prob: float = 0.2,
         selection: Literal["crowding", "hypervolume"] = "crowding",
         seed: int | None = None,
+        context: SearchContext | None = None,
     ) -> None:
-        super().__init__(space, seed=seed)
+        super().__init__(space, seed=seed, context=context)
         if population_size < 2:
             raise ValueError(f"population_size must be >= 2, got {population_size}")
         if n_initial < 1:
@@ -77,32 +78,18 @@ class EvolutionSampler(ArchSampler):
         self.double_mutation_prob = double_mutation_prob
         self.selection = selection
 
-    def fitness_order(self, hist: History) -> np.ndarray:
-        """Indices of `hist` from best to worst under constrained domination."""
-        n = len(hist.archs)
-        feasible = hist.violation <= 0
-        rank = np.full(n, np.iinfo(np.int64).max, dtype=np.int64)
-        tie = np.zeros(n)  # larger is better
-        if feasible.any():
-            idx = np.flatnonzero(feasible)
-            rank[idx] = non_dominated_sort(hist.F[idx])
-            for r in np.unique(rank[idx]):
-                members = idx[rank[idx] == r]
-                if self.selection == "hypervolume" and len(members) > 1:
-                    F = hist.F[members]
-                    ref = F.max(axis=0) + 1e-9 + 0.1 * (F.max(axis=0) - F.min(axis=0))
-                    tie[members] = hypervolume_contributions(F, ref)
-                else:
-                    tie[members] = crowding_distance(hist.F[members])
-        # lexsort: last key is primary
-        return np.lexsort((-tie, rank, hist.violation))
+    def fitness_order(self, hist: History, step: int = 0) -> np.ndarray:
+        """Indices of `hist` from best to worst: feasible first, then the search mode's ranking."""
+        objectives = self.context.objectives if self.context else None
+        mode = self.context.mode if self.context else None
+        return fitness_order(hist.F, hist.violation, objectives, mode, step, tie=self.selection)
 
     def propose(self, study: Study, trial: FrozenTrial, rng: np.random.Generator) -> Arch:
         seen = self.seen(study)
         hist = self.history(study)
         if len(hist.archs) < self.n_initial:
             return self.random_unseen(rng, seen)
-        order = self.fitness_order(hist)
+        order = self.fitness_order(hist, step=trial.number)
         population = order[: self.population_size]
         position = np.empty(len(order), dtype=np.int64)
         position[order] = np.arange(len(order))
@@ -117,7 +104,7 @@ class EvolutionSampler(ArchSampler):
                 parent = self.space.crossover(parent, tournament(), rng)
             n_changes = 2 if rng.random() < self.double_mutation_prob else 1
             child = self.space.mutate(parent, rng, n_changes=n_changes)
-            if child not in seen:
+            if child not in seen and self.feasible([child])[0]:
                 return child
         # The neighbourhood of the population is exhausted: widen to all neighbours, then to random.
         for i in population:
