@@ -19,11 +19,19 @@ from optuna.trial import FrozenTrial
 from nas.registry import Registry
 from nas.spaces.base import SearchSpace
 from nas.strategies._base import CONSTRAINTS_ATTR, ArchSampler, History, SearchContext, space_distributions
+from nas.strategies._aging import AgingEvolutionSampler
+from nas.strategies._bayesian import BayesianSampler
+from nas.strategies._local import LocalSearchSampler
+from nas.strategies._rl import PolicyGradientSampler
 from nas.strategies._evolution import EvolutionSampler
 from nas.strategies._random import RandomArchSampler
 
 __all__ = [
+    "AgingEvolutionSampler",
     "ArchSampler",
+    "LocalSearchSampler",
+    "PolicyGradientSampler",
+    "BayesianSampler",
     "CONSTRAINTS_ATTR",
     "EvolutionSampler",
     "History",
@@ -51,9 +59,9 @@ def _constraints_func(trial: FrozenTrial) -> list[float]:
     return list(trial.user_attrs.get(CONSTRAINTS_ATTR) or [])
 
 
-def _ours(cls: type[ArchSampler]) -> Callable[..., BaseSampler]:
+def _ours(cls: type[ArchSampler], **defaults: Any) -> Callable[..., BaseSampler]:
     def make(space: SearchSpace, *, seed: int | None, constrained: bool, context: SearchContext | None = None, **options: Any) -> BaseSampler:
-        return cls(space, seed=seed, context=context, **options)
+        return cls(space, seed=seed, context=context, **{**defaults, **options})
 
     make.__wrapped__ = cls  # type: ignore[attr-defined]
     return make
@@ -73,6 +81,24 @@ strategies.add("random", StrategyInfo(_ours(RandomArchSampler), "uniform random 
 strategies.add(
     "evolution",
     StrategyInfo(_ours(EvolutionSampler), "multi-objective evolution (NSGA-II selection, space-aware mutation, no repeats): a strong default"),
+)
+strategies.add("nsga2", StrategyInfo(_ours(EvolutionSampler), "alias of evolution: NSGA-II selection with space-aware mutation and crossover"))
+strategies.add(
+    "aging",
+    StrategyInfo(_ours(AgingEvolutionSampler), "regularised (aging) evolution (Real et al. 2019), mode-aware tournament: robust on cell spaces"),
+)
+strategies.add("rl", StrategyInfo(_ours(PolicyGradientSampler), "REINFORCE controller (factorised policy, rank or MnasNet reward): for scalarised/soft-constraint searches"))
+strategies.add("local", StrategyInfo(_ours(LocalSearchSampler), "local search around the front: cheap refinement, finds many true-front members"))
+strategies.add(
+    "bo",
+    StrategyInfo(_ours(BayesianSampler), "Bayesian optimisation: GP surrogate of accuracy, exact expected HV improvement at known costs over the whole space: fewest queries"),
+)
+strategies.add(
+    "bananas",
+    StrategyInfo(
+        _ours(BayesianSampler, surrogate="mlp_ensemble", encoding="path", acquisition="thompson"),
+        "BANANAS: neural ensemble on path encodings with Thompson sampling at known costs",
+    ),
 )
 strategies.add("optuna-random", StrategyInfo(_optuna(optuna.samplers.RandomSampler, False), "Optuna's RandomSampler (with repeats), for comparison"))
 strategies.add("optuna-nsga2", StrategyInfo(_optuna(optuna.samplers.NSGAIISampler), "Optuna's NSGAIISampler, architecture-blind, for comparison"))

@@ -13,7 +13,7 @@ import pytest
 from nas.spaces import get_space
 from nas.strategies import EvolutionSampler, make_strategy, space_distributions, strategies
 
-OURS = ["random", "evolution"]
+OURS = ["random", "evolution", "aging", "rl", "local"]
 SPACE = get_space("nb201")
 
 

@@ -1,0 +1,267 @@
+"""Bayesian optimisation over architectures with costs known before evaluation.
+
+Why not Optuna's GPSampler or BoTorch's qNEHVI on every objective: latency from a LUT or table, params
+and FLOPs are known for EVERY candidate before it is evaluated; only accuracy costs a query. So the
+surrogate models accuracy alone, and the acquisition is computed at each candidate's exact cost over
+the whole (finite) space: with one uncertain objective the expected hypervolume improvement in 2-D has
+a closed form (a sum of expected improvements over the steps of the current front's staircase), and in
+more dimensions a random Chebyshev scalarisation (ParEGO) with the known parts fixed also has one.
+Candidates that break a known constraint are never proposed.
+
+The surrogate comes from `nas.accuracy.predictors` through the search context (one predictor code
+base): `surrogate="gp"` with `encoding="onehot"` is classic BO; `surrogate="mlp_ensemble"` with
+`encoding="path"` and `acquisition="thompson"` is BANANAS.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any, Literal
+
+import numpy as np
+from optuna.study import Study
+from optuna.trial import FrozenTrial
+from scipy.special import ndtr
+
+from nas.spaces.base import Arch, SearchSpace
+from nas.strategies._base import ArchSampler, History, SearchContext
+from nas.strategies._modes import hybrid_weights
+
+_INV_SQRT_2PI = 1.0 / np.sqrt(2.0 * np.pi)
+
+
+def expected_shortfall(threshold: np.ndarray, mean: np.ndarray, std: np.ndarray) -> np.ndarray:
+    """E[max(0, threshold - Y)] for Y ~ N(mean, std) (minimisation's expected improvement), broadcast."""
+    std = np.maximum(std, 1e-12)
+    z = (threshold - mean) / std
+    return (threshold - mean) * ndtr(z) + std * _INV_SQRT_2PI * np.exp(-0.5 * z * z)
+
+
+def staircase(front: np.ndarray, ref: np.ndarray, uncertain: int, known: int) -> tuple[np.ndarray, np.ndarray]:
+    """Breakpoints and levels of the current front in the (known, uncertain) plane.
+
+    Returns `edges` (`m + 2`: -inf, sorted known costs of the front, ref) and `levels` (`m + 1`: the best
+    uncertain value reachable at cost <= x on each segment; ref before the first front point).
+    """
+    pts = front[(front[:, known] < ref[known]) & (front[:, uncertain] < ref[uncertain])]
+    order = np.argsort(pts[:, known], kind="stable")
+    costs = pts[order, known]
+    best = np.minimum.accumulate(pts[order, uncertain]) if len(pts) else np.zeros(0)
+    edges = np.concatenate([[-np.inf], costs, [ref[known]]])
+    levels = np.concatenate([[ref[uncertain]], np.minimum(best, ref[uncertain])])
+    return edges, levels
+
+
+def ehvi_2d(cost: np.ndarray, mean: np.ndarray, std: np.ndarray, front: np.ndarray, ref: np.ndarray, uncertain: int, known: int) -> np.ndarray:
+    """Exact expected HV improvement of candidates with known `cost` and uncertain value N(mean, std).
+
+    A candidate at cost c improves the dominated area by the integral over x in [c, ref) of
+    max(0, T(x) - y), T the front's staircase; in expectation that is sum_j width_j * E[max(0, t_j - y)].
+    Shapes: `cost`, `mean`, `std` are `n_candidates`; returns `n_candidates`.
+    """
+    edges, levels = staircase(front, ref, uncertain, known)
+    lo = np.maximum(edges[None, :-1], cost[:, None])
+    hi = np.minimum(edges[None, 1:], ref[known])
+    width = np.clip(hi - lo, 0.0, None)
+    return (width * expected_shortfall(levels[None, :], mean[:, None], std[:, None])).sum(axis=1)
+
+
+def hvi_2d(cost: np.ndarray, value: np.ndarray, front: np.ndarray, ref: np.ndarray, uncertain: int, known: int) -> np.ndarray:
+    """Exact HV improvement of candidates at (cost, value) (the Thompson-sampling acquisition)."""
+    edges, levels = staircase(front, ref, uncertain, known)
+    lo = np.maximum(edges[None, :-1], cost[:, None])
+    hi = np.minimum(edges[None, 1:], ref[known])
+    width = np.clip(hi - lo, 0.0, None)
+    return (width * np.clip(levels[None, :] - value[:, None], 0.0, None)).sum(axis=1)
+
+
+class BayesianSampler(ArchSampler):
+    """Multi-objective BO: a surrogate of the expensive objective, acquisition at exact known costs.
+
+    Args:
+        space: the search space.
+        surrogate: predictor name from `nas.accuracy.predictors` (needs `predict(..., return_std=True)`).
+        encoding: architecture encoding the surrogate reads.
+        acquisition: "ehvi" (expected HV improvement / ParEGO EI) or "thompson" (one posterior draw per
+            candidate, then exact HV improvement: BANANAS' independent Thompson sampling).
+        n_initial: evaluations before the surrogate is used, spread over the known cost range.
+        n_candidates: candidates scored per step when the space is too large to score whole.
+        seed: seed of the sampler's random state.
+        context: search context; must provide the surrogate factory.
+
+    Example:
+        >>> from nas.spaces import get_space
+        >>> BayesianSampler(get_space("nb201"), surrogate="gp", n_initial=5).n_initial
+        5
+    """
+
+    def __init__(
+        self,
+        space: SearchSpace,
+        *,
+        surrogate: str = "gp",
+        encoding: str = "onehot",
+        acquisition: Literal["ehvi", "thompson"] = "ehvi",
+        n_initial: int = 10,
+        n_candidates: int = 4000,
+        seed: int | None = None,
+        context: SearchContext | None = None,
+    ) -> None:
+        super().__init__(space, seed=seed, context=context)
+        if acquisition not in ("ehvi", "thompson"):
+            raise ValueError(f"acquisition must be 'ehvi' or 'thompson', got {acquisition!r}")
+        if n_initial < 2:
+            raise ValueError(f"n_initial must be >= 2, got {n_initial}")
+        if n_candidates < 1:
+            raise ValueError(f"n_candidates must be >= 1, got {n_candidates}")
+        if encoding not in space.encoding_kinds():
+            raise ValueError(f"unknown encoding {encoding!r} for space {space.name!r}; expected one of {space.encoding_kinds()}")
+        self.surrogate = surrogate
+        self.encoding = encoding
+        self.acquisition = acquisition
+        self.n_initial = n_initial
+        self.n_candidates = n_candidates
+        self._pool_known: np.ndarray | None = None
+        self._pool_index: dict[Arch, int] = {}
+
+    # --- what is known / uncertain ------------------------------------------------------------------
+    def _split_objectives(self) -> tuple[list[int], list[int]]:
+        if self.context is None:
+            raise ValueError("the bo/bananas strategies need a search context (objectives, known costs, surrogate); run them through nas.run.Run")
+        names = self.context.objectives.names
+        known = [j for j, n in enumerate(names) if n in self.context.known_metrics]
+        uncertain = [j for j, n in enumerate(names) if n not in self.context.known_metrics]
+        return known, uncertain
+
+    def _known_matrix(self, archs: Sequence[Arch], known: list[int]) -> np.ndarray:
+        assert self.context is not None and self.context.known is not None
+        names = self.context.objectives.names
+        values = self.context.known(archs)
+        cols = np.stack([np.asarray(values[names[j]], dtype=float) for j in known], axis=1) if known else np.zeros((len(archs), 0))
+        return cols * self.context.objectives.signs[known]
+
+    def _candidates(self, hist: History, seen: set[Arch], rng: np.random.Generator, known: list[int]) -> tuple[list[Arch], np.ndarray]:
+        """Unseen candidates and their known objective columns (minimisation units).
+
+        A finite space is scored whole: the pool's known costs are computed once and cached. A larger
+        space is sampled: neighbours of the evaluated archs plus random archs.
+        """
+        pool = self.pool()
+        if pool is not None:
+            if self._pool_known is None:
+                self._pool_known = self._known_matrix(pool, known)
+                self._pool_index = {a: i for i, a in enumerate(pool)}
+            keep = np.ones(len(pool), dtype=bool)
+            keep[[self._pool_index[a] for a in seen if a in self._pool_index]] = False
+            idx = np.flatnonzero(keep)
+            return [pool[i] for i in idx], self._pool_known[idx]
+        out: list[Arch] = []
+        for arch in hist.archs:
+            out.extend(self.space.neighbours(arch))
+        out.extend(self.space.sample(rng) for _ in range(self.n_candidates))
+        fresh = self.unseen_children(out, seen)
+        if len(fresh) > self.n_candidates:
+            fresh = [fresh[i] for i in rng.choice(len(fresh), self.n_candidates, replace=False)]
+        return fresh, self._known_matrix(fresh, known)
+
+    def _initial(self, seen: set[Arch], rng: np.random.Generator, step: int, known: list[int]) -> Arch:
+        """Space-filling start: stratify the first known cost into `n_initial` quantile bins."""
+        pool = self.pool()
+        if pool is None or not known:
+            return self.random_unseen(rng, seen)
+        if self._pool_known is None:
+            self._pool_known = self._known_matrix(pool, known)
+            self._pool_index = {a: i for i, a in enumerate(pool)}
+        cost = self._pool_known[:, 0]
+        order = np.argsort(cost, kind="stable")
+        bins = np.array_split(order, self.n_initial)
+        members = [pool[i] for i in bins[step % self.n_initial] if pool[i] not in seen]
+        return members[int(rng.integers(len(members)))] if members else self.random_unseen(rng, seen)
+
+    def _fit(self, hist: History, column: int) -> Any:
+        assert self.context is not None
+        factory = self.context.surrogate_factory
+        if factory is None:
+            raise ValueError(f"strategy needs surrogate {self.surrogate!r} but the search context provides no predictor factory")
+        model = factory(self.surrogate, self.encoding)
+        model.fit(list(hist.archs), hist.F[:, column])
+        return model
+
+    # --- proposal -----------------------------------------------------------------------------------
+    def propose(self, study: Study, trial: FrozenTrial, rng: np.random.Generator) -> Arch:
+        known, uncertain = self._split_objectives()
+        seen = self.seen(study)
+        hist = self.history(study)
+        ok = hist.violation <= 0
+        if len(hist.archs) < self.n_initial or ok.sum() < 2:
+            return self._initial(seen, rng, trial.number, known)
+        candidates, F_known = self._candidates(hist, seen, rng, known)
+        if not candidates:
+            return self.random_unseen(rng, seen)
+        models = [self._fit(hist, j) for j in uncertain]
+        preds = [m.predict(candidates, return_std=True) for m in models]
+        n_obj = hist.F.shape[1]
+        front = hist.F[ok]
+        ref = self._reference(known, F_known, np.nanmax(hist.F, axis=0))
+        if len(uncertain) == 1 and n_obj == 2:
+            j = uncertain[0]
+            k = known[0]
+            mean, std = preds[0]
+            if self.acquisition == "thompson":
+                draw = rng.normal(mean, np.maximum(std, 1e-12))
+                score = hvi_2d(F_known[:, 0], draw, front, ref, j, k)
+                tie = -draw
+            else:
+                score = ehvi_2d(F_known[:, 0], mean, std, front, ref, j, k)
+                tie = -mean
+        else:
+            score, tie = self._scalarised(F_known, known, uncertain, preds, front, ref, trial.number, rng)
+        best = np.flatnonzero(score >= score.max() - 1e-15 * max(1.0, abs(score.max())))
+        pick = best[np.argmax(tie[best])] if len(best) > 1 else best[0]
+        return candidates[int(pick)]
+
+    def _reference(self, known: list[int], F_known: np.ndarray, worst_seen: np.ndarray) -> np.ndarray:
+        """Reference point: worst known cost over all candidates and seen archs; worst seen uncertain value."""
+        ref = worst_seen.copy()
+        for col, j in enumerate(known):
+            ref[j] = max(ref[j], float(np.nanmax(F_known[:, col])) if len(F_known) else ref[j])
+        span = np.where(np.isfinite(ref), np.abs(ref) * 1e-6 + 1e-9, 1.0)
+        return ref + span
+
+    def _scalarised(
+        self,
+        F_known: np.ndarray,
+        known: list[int],
+        uncertain: list[int],
+        preds: list[tuple[np.ndarray, np.ndarray]],
+        front: np.ndarray,
+        ref: np.ndarray,
+        step: int,
+        rng: np.random.Generator,
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """ParEGO: random Chebyshev weights; EI is closed-form with one uncertain objective."""
+        n_obj = front.shape[1]
+        lo = front.min(axis=0)
+        span = np.where(ref - lo > 0, ref - lo, 1.0)
+        w = hybrid_weights(n_obj, step) + 1e-3
+        w = w / w.sum()
+        best_front = (w * (front - lo) / span).max(axis=1).min()
+        known_part = (w[known] * (F_known - lo[known]) / span[known]).max(axis=1) if known else np.full(len(F_known), -np.inf)
+        if len(uncertain) == 1:
+            j = uncertain[0]
+            mean, std = preds[0]
+            m = w[j] * (mean - lo[j]) / span[j]
+            s = w[j] * std / span[j]
+            if self.acquisition == "thompson":
+                draw = rng.normal(m, np.maximum(s, 1e-12))
+                value = np.maximum(known_part, draw)
+                return np.clip(best_front - value, 0, None), -value
+            # E[max(0, b - max(K, Y))] = [K < b] * (E[max(0, b - Y)] - E[max(0, K - Y)])
+            K = known_part
+            gain = np.where(K < best_front, expected_shortfall(best_front, m, s) - expected_shortfall(np.maximum(K, -1e300), m, s), 0.0)
+            return np.clip(gain, 0, None), -(np.maximum(K, m))
+        draws = [rng.normal(mu, np.maximum(sd, 1e-12)) for mu, sd in preds]
+        value = known_part
+        for j, d in zip(uncertain, draws):
+            value = np.maximum(value, w[j] * (d - lo[j]) / span[j])
+        return np.clip(best_front - value, 0, None), -value
