@@ -298,7 +298,12 @@ class Run:
         def evaluate_known(archs: Sequence[Arch]) -> dict[str, np.ndarray]:
             return {m: self.providers[m].evaluate(archs) for m in known}
 
-        return SearchContext(self.objectives, known, evaluate_known, self.config.search_mode())
+        def surrogate(name: str, encoding: str | None, options: dict[str, Any]) -> Any:
+            from nas.accuracy.predictors import make_predictor
+
+            return make_predictor(name, self.space, encoding, **options)
+
+        return SearchContext(self.objectives, known, evaluate_known, self.config.search_mode(), surrogate)
 
     def make_sampler(self) -> optuna.samplers.BaseSampler:
         return make_strategy(

@@ -96,7 +96,7 @@ strategies.add(
 strategies.add(
     "bananas",
     StrategyInfo(
-        _ours(BayesianSampler, surrogate="mlp_ensemble", encoding="path", acquisition="thompson"),
+        _ours(BayesianSampler, surrogate="mlp", encoding="path", acquisition="thompson"),
         "BANANAS: neural ensemble on path encodings with Thompson sampling at known costs",
     ),
 )

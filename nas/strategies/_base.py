@@ -45,8 +45,9 @@ class SearchContext:
     known_metrics: tuple[str, ...] = ()
     known: Callable[[Sequence[Arch]], dict[str, np.ndarray]] | None = None
     mode: Mode | None = None
-    #: (predictor name, encoding) -> an unfitted predictor with fit(archs, y) / predict(archs, return_std=True).
-    surrogate_factory: Callable[[str, str], Any] | None = None
+    #: (predictor name, encoding or None, options) -> an unfitted predictor with fit(archs, y) and
+    #: predict(archs, return_std=True); the run wires it to `nas.accuracy.predictors.make_predictor`.
+    surrogate_factory: Callable[[str, str | None, dict[str, Any]], Any] | None = None
 
     def known_constraints(self) -> list[Constraint]:
         return [c for c in self.objectives.constraints if c.metric in self.known_metrics]

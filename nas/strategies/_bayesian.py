@@ -81,7 +81,8 @@ class BayesianSampler(ArchSampler):
     Args:
         space: the search space.
         surrogate: predictor name from `nas.accuracy.predictors` (needs `predict(..., return_std=True)`).
-        encoding: architecture encoding the surrogate reads.
+        encoding: architecture encoding the surrogate reads (None: the predictor's best for the space).
+        surrogate_options: keyword parameters of the predictor (e.g. {"n_restarts": 0} for a faster GP).
         acquisition: "ehvi" (expected HV improvement / ParEGO EI) or "thompson" (one posterior draw per
             candidate, then exact HV improvement: BANANAS' independent Thompson sampling).
         n_initial: evaluations before the surrogate is used, spread over the known cost range.
@@ -100,7 +101,8 @@ class BayesianSampler(ArchSampler):
         space: SearchSpace,
         *,
         surrogate: str = "gp",
-        encoding: str = "onehot",
+        encoding: str | None = None,
+        surrogate_options: dict[str, Any] | None = None,
         acquisition: Literal["ehvi", "thompson"] = "ehvi",
         n_initial: int = 10,
         n_candidates: int = 4000,
@@ -114,10 +116,9 @@ class BayesianSampler(ArchSampler):
             raise ValueError(f"n_initial must be >= 2, got {n_initial}")
         if n_candidates < 1:
             raise ValueError(f"n_candidates must be >= 1, got {n_candidates}")
-        if encoding not in space.encoding_kinds():
-            raise ValueError(f"unknown encoding {encoding!r} for space {space.name!r}; expected one of {space.encoding_kinds()}")
         self.surrogate = surrogate
         self.encoding = encoding
+        self.surrogate_options = dict(surrogate_options or {})
         self.acquisition = acquisition
         self.n_initial = n_initial
         self.n_candidates = n_candidates
@@ -183,7 +184,7 @@ class BayesianSampler(ArchSampler):
         factory = self.context.surrogate_factory
         if factory is None:
             raise ValueError(f"strategy needs surrogate {self.surrogate!r} but the search context provides no predictor factory")
-        model = factory(self.surrogate, self.encoding)
+        model = factory(self.surrogate, self.encoding, self.surrogate_options)
         model.fit(list(hist.archs), hist.F[:, column])
         return model
 

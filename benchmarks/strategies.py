@@ -1,0 +1,265 @@
+"""Strategies side by side on NB201: hypervolume gap to the TRUE front per query, in one process.
+
+Cases: CIFAR-10 validation accuracy x measured latency on six devices, one 3-objective case (accuracy x
+latency@pixel3 x params) and one constrained case (accuracy x latency@raspi4, latency@pixel3 <= 10).
+Every strategy runs `max(budgets)` queries per seed; the gap at a smaller budget is read off the prefix
+of the same run (no sampler here is told the budget, so a prefix IS a shorter run). Only accuracy
+queries count: our strategies know each candidate's latency/params before evaluating it (that is the
+point); Optuna's samplers are black-box. Reference point: the worst value of each objective over the
+whole table. Seeds run in `--workers` processes.
+
+    python benchmarks/strategies.py                         # the full comparison (long: BO/GP are slow)
+    python benchmarks/strategies.py --cases raspi4 --strategies random,evolution --seeds 2   # quick
+Writes benchmarks/results/strategies.csv, strategies_curves.csv, strategies.md and strategies.png.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import time
+from collections.abc import Sequence
+from concurrent.futures import ProcessPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import optuna
+import pandas as pd
+
+from nas import tables
+from nas.cost.counts import CountProvider
+from nas.objectives import ObjectiveSet
+from nas.pareto import hypervolume, pareto_mask
+from nas.spaces import get_space
+from nas.strategies import CONSTRAINTS_ATTR, SearchContext, make_strategy, space_distributions
+
+RESULTS = Path(__file__).resolve().parent / "results"
+DEVICES = ["raspi4", "pixel3", "eyeriss", "fpga", "gold_6226", "titan_rtx_1"]
+STRATEGIES = ["random", "evolution", "aging", "rl", "local", "bo", "bananas", "optuna-nsga2", "optuna-tpe", "optuna-gp"]
+#: Strategies whose per-trial cost (surrogate fits) limits them to the budgets/seeds given by --slow-*.
+SLOW = {"bo", "bananas", "optuna-gp"}
+OPTIONS = {"optuna-gp": {"n_startup_trials": 10}, "bo": {"surrogate_options": {"n_restarts": 0}}}
+
+
+@dataclass(frozen=True)
+class Case:
+    name: str
+    objectives: str
+    constraints: tuple[str, ...] = ()
+
+
+def all_cases() -> dict[str, Case]:
+    cases = {d: Case(d, f"accuracy:max,latency@{d}:min") for d in DEVICES}
+    cases["3obj"] = Case("3obj", "accuracy:max,latency@pixel3:min,params:min")
+    cases["constrained"] = Case("constrained", "accuracy:max,latency@raspi4:min", ("latency@pixel3<=10",))
+    return cases
+
+
+_TABLE: pd.DataFrame | None = None
+
+
+def table(data_dir: str | None) -> pd.DataFrame:
+    """The NB201 table with every device and counted params (one row per arch, in enumerate() order)."""
+    global _TABLE
+    if _TABLE is None:
+        space = get_space("nb201")
+        frame = tables.nb201(dataset="cifar10", devices="all", data_dir=data_dir)
+        archs = space.enumerate()
+        order = pd.Index(frame["arch"]).get_indexer([space.to_string(a) for a in archs])
+        frame = frame.iloc[order].reset_index(drop=True)
+        frame["params"] = CountProvider("params", space, dataset="cifar10").evaluate(archs)
+        _TABLE = frame
+    return _TABLE
+
+
+def truth(case: Case, data_dir: str | None) -> dict:
+    frame = table(data_dir)
+    objset = ObjectiveSet.parse(case.objectives, list(case.constraints))
+    F = objset.to_minimisation(frame[objset.names].to_numpy(dtype=float))
+    G = objset.violations({m: frame[m].to_numpy(dtype=float) for m in objset.metrics})
+    feasible = (G <= 0).all(axis=1)
+    ref = F.max(axis=0)
+    mask = np.zeros(len(F), dtype=bool)
+    mask[np.flatnonzero(feasible)[pareto_mask(F[feasible])]] = True
+    return {"objset": objset, "F": F, "G": G, "feasible": feasible, "ref": ref, "hv": hypervolume(F[mask], ref), "pareto": set(np.flatnonzero(mask).tolist())}
+
+
+def run_one(job: tuple[Case, str, int, list[int], str | None]) -> tuple[list[dict], list[dict]]:
+    case, strategy, seed, budgets, data_dir = job
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    space = get_space("nb201")
+    frame = table(data_dir)
+    t = truth(case, data_dir)
+    objset = t["objset"]
+    row_of = {a: i for i, a in enumerate(space.enumerate())}
+    known_metrics = tuple(m for m in objset.metrics if m != "accuracy")
+
+    def known(archs: Sequence) -> dict[str, np.ndarray]:
+        rows = [row_of[a] for a in archs]
+        return {m: frame[m].to_numpy(dtype=float)[rows] for m in known_metrics}
+
+    def surrogate(name: str, encoding: str | None, options: dict) -> object:
+        from nas.accuracy.predictors import make_predictor
+
+        return make_predictor(name, space, encoding, **options)
+
+    context = SearchContext(objset, known_metrics, known, None, surrogate)
+    sampler = make_strategy(strategy, space, seed=seed, constrained=bool(case.constraints), context=context, **OPTIONS.get(strategy, {}))
+    study = optuna.create_study(directions=["minimize"] * len(objset.names), sampler=sampler)
+    dists = space_distributions(space)
+    rows: list[int] = []
+    gaps: list[float] = []
+    overhead = 0.0
+    for _ in range(max(budgets)):
+        t0 = time.perf_counter()
+        trial = study.ask(fixed_distributions=dists)
+        overhead += time.perf_counter() - t0
+        r = row_of[space.validate(trial.params)]
+        rows.append(r)
+        if case.constraints:
+            trial.set_user_attr(CONSTRAINTS_ATTR, t["G"][r].tolist())
+        t0 = time.perf_counter()
+        study.tell(trial, t["F"][r].tolist())
+        overhead += time.perf_counter() - t0
+        found = np.array([x for x in rows if t["feasible"][x]], dtype=np.int64)
+        P = t["F"][found]
+        hv = hypervolume(P[pareto_mask(P)], t["ref"]) if len(P) else 0.0
+        gaps.append(1 - hv / t["hv"])
+    gaps_arr = np.array(gaps)
+    reach = np.flatnonzero(gaps_arr <= 0.01)
+    out = []
+    for b in budgets:
+        hit = len(t["pareto"] & set(rows[:b]))
+        out.append(
+            {
+                "case": case.name,
+                "strategy": strategy,
+                "seed": seed,
+                "budget": b,
+                "hv_gap": gaps_arr[b - 1],
+                "hv_ratio": 1 - gaps_arr[b - 1],
+                "pareto_found": hit,
+                "pareto_total": len(t["pareto"]),
+                "share_found": hit / len(t["pareto"]),
+                "unique_archs": len(set(rows[:b])),
+                "queries_to_gap_0.01": int(reach[0] + 1) if len(reach) and reach[0] < b else np.nan,
+                "ms_per_trial": 1000 * overhead / max(budgets),
+            }
+        )
+    curve = [{"case": case.name, "strategy": strategy, "seed": seed, "queries": q + 1, "hv_gap": g} for q, g in enumerate(gaps)]
+    return out, curve
+
+
+def summarise(df: pd.DataFrame, title: str) -> str:
+    g = df.groupby(["case", "budget", "strategy"])
+    s = g.agg(
+        gap=("hv_gap", "median"),
+        q1=("hv_gap", lambda x: x.quantile(0.25)),
+        q3=("hv_gap", lambda x: x.quantile(0.75)),
+        share=("share_found", "median"),
+        reach=("queries_to_gap_0.01", "median"),
+        ms=("ms_per_trial", "median"),
+        seeds=("seed", "nunique"),
+    ).reset_index()
+    lines = [
+        f"# {title}",
+        "",
+        "Median over seeds of the HV gap (1 - HV found / HV of the true front; reference point = worst value of",
+        "each objective over the whole table), its IQR, the share of the true Pareto set found, the median",
+        "number of queries needed to reach gap <= 0.01 (blank: not reached by that budget in most seeds) and",
+        "the sampler's overhead per trial. Only accuracy queries are counted.",
+        "",
+    ]
+    for (case, budget), part in s.groupby(["case", "budget"], sort=False):
+        n_true = int(df[df.case == case].pareto_total.iloc[0])
+        lines += [f"## {case}, {budget} queries (true Pareto set: {n_true})", ""]
+        lines += ["| strategy | HV gap [IQR] | share of true front | queries to gap 0.01 | ms/trial | seeds |", "|---|---|---|---|---|---|"]
+        for r in part.sort_values("gap").itertuples():
+            reach = "" if np.isnan(r.reach) else f"{r.reach:.0f}"
+            lines.append(f"| {r.strategy} | {r.gap:.4f} [{r.q1:.4f}, {r.q3:.4f}] | {r.share:.3f} | {reach} | {r.ms:.1f} | {r.seeds} |")
+        lines.append("")
+    return "\n".join(lines)
+
+
+def plot(curves: pd.DataFrame, path: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    cases = list(dict.fromkeys(curves["case"]))
+    cols = min(4, len(cases))
+    rows = (len(cases) + cols - 1) // cols
+    fig, axes = plt.subplots(rows, cols, figsize=(4.2 * cols, 3.4 * rows), squeeze=False)
+    for ax, case in zip(axes.ravel(), cases):
+        part = curves[curves.case == case]
+        for strategy, sub in part.groupby("strategy"):
+            med = sub.groupby("queries")["hv_gap"].median()
+            ax.plot(med.index, np.maximum(med.to_numpy(), 1e-5), label=strategy, lw=1.2)
+        ax.set_yscale("log")
+        ax.set_xscale("log")
+        ax.set_title(case)
+        ax.set_xlabel("queries")
+        ax.set_ylabel("median HV gap")
+        ax.grid(alpha=0.3, which="both")
+    for ax in axes.ravel()[len(cases) :]:
+        ax.axis("off")
+    axes.ravel()[0].legend(fontsize=7)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+
+
+def main(argv: Sequence[str] | None = None, *, default_out: str = "strategies", title: str = "Strategies on NB201 vs the true front") -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--cases", default=",".join(all_cases()))
+    parser.add_argument("--strategies", default=",".join(STRATEGIES))
+    parser.add_argument("--budgets", default="50,100,300")
+    parser.add_argument("--seeds", type=int, default=10)
+    parser.add_argument("--slow-budget", type=int, default=100, help="largest budget for the slow strategies (BO, BANANAS, Optuna GP)")
+    parser.add_argument("--slow-seeds", type=int, default=3)
+    parser.add_argument("--data-dir", default=None)
+    parser.add_argument("--workers", type=int, default=2)
+    parser.add_argument("--out", default=str(RESULTS / default_out))
+    parser.add_argument("--no-plot", action="store_true")
+    args = parser.parse_args(argv)
+    tables.require_data_dir(args.data_dir, needed="the measured NB201 latency table (nb201/latency_ms.csv.gz)")
+    budgets = sorted(int(b) for b in args.budgets.split(","))
+    cases = all_cases()
+    unknown = [c for c in args.cases.split(",") if c not in cases]
+    if unknown:
+        raise SystemExit(f"unknown case(s) {unknown}; known: {list(cases)}")
+    jobs = []
+    for name in args.cases.split(","):
+        for strategy in args.strategies.split(","):
+            slow = strategy in SLOW
+            b = [x for x in budgets if x <= args.slow_budget] if slow else budgets
+            for seed in range(min(args.seeds, args.slow_seeds) if slow else args.seeds):
+                if b:
+                    jobs.append((cases[name], strategy, seed, b, args.data_dir))
+    jobs.sort(key=lambda j: j[1] in SLOW, reverse=True)  # slow ones first, so the pool stays busy
+    rows, curves = [], []
+    start = time.time()
+    with ProcessPoolExecutor(max_workers=args.workers) as pool:
+        for i, (res, curve) in enumerate(pool.map(run_one, jobs), start=1):
+            rows.extend(res)
+            curves.extend(curve)
+            if i % 10 == 0 or i == len(jobs):
+                print(f"{i}/{len(jobs)} runs ({time.time() - start:.0f} s)", flush=True)
+    df = pd.DataFrame(rows)
+    out = Path(args.out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    df.to_csv(out.with_suffix(".csv"), index=False)
+    curves_df = pd.DataFrame(curves)
+    curves_df.to_csv(out.parent / f"{out.name}_curves.csv.gz", index=False)
+    text = summarise(df, title)
+    out.with_suffix(".md").write_text(text + "\n")
+    if not args.no_plot:
+        plot(curves_df, out.with_suffix(".png"))
+    print(text)
+
+
+if __name__ == "__main__":
+    os.environ.setdefault("OMP_NUM_THREADS", "1")
+    os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
+    main()
