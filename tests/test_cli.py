@@ -91,3 +91,29 @@ def test_listings_name_strategies_spaces_and_devices():
     assert "evolution" in invoke("strategies").output
     assert "nb201" in invoke("spaces").output
     assert "raspi4" in invoke("devices").output
+
+
+def test_scalarized_mode_with_weights_that_do_not_match_objectives_is_refused(tmp_path, no_data_dir):
+    out = tmp_path / "run"
+    result = runner.invoke(app, ["search", "--objectives", "accuracy:max,flops:min", "--mode", "scalarized", "--mode-option", "weights=[1,2,3]", "--out", str(out), "--no-progress"])
+    assert result.exit_code == 2 and "do not match the 2 objectives" in " ".join(result.output.split())
+    assert not out.exists()
+
+
+def test_lexicographic_order_naming_an_unknown_objective_is_refused(tmp_path, no_data_dir):
+    result = runner.invoke(app, ["search", "--objectives", "accuracy:max,flops:min", "--mode", "lexicographic", "--mode-option", "order=[latency@raspi4]", "--out", str(tmp_path / "r"), "--no-progress"])
+    assert result.exit_code == 2 and "unknown objective" in result.output
+
+
+def test_infeasible_constraint_set_is_refused_before_searching(tmp_path, shared_data):
+    out = tmp_path / "run"
+    result = runner.invoke(app, ["search", "--objectives", "accuracy:max,latency@raspi4:min", "-c", "latency@pixel3<=0.001", "--data-dir", str(shared_data), "--out", str(out), "--no-progress"])
+    assert result.exit_code == 2 and "no architecture of space 'nb201' satisfies" in " ".join(result.output.split())
+    assert not out.exists()
+
+
+def test_hybrid_mode_search_runs_and_still_writes_the_front(tmp_path, no_data_dir):
+    out = tmp_path / "run"
+    result = invoke("search", "--objectives", "accuracy:max,flops:min", "--mode", "hybrid", "--strategy", "aging", "--option", "population_size=8", "--option", "sample_size=3", "--budget", "20", "--out", str(out), "--no-progress")
+    assert result.exit_code == 0, result.output
+    assert len(pd.read_csv(out / "pareto.csv")) >= 1

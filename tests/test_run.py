@@ -163,3 +163,24 @@ def test_two_workers_share_one_study_and_stop_at_the_budget(tmp_path, no_data_di
     assert 40 <= n <= 41  # each worker checks the shared budget before asking; at most one overlaps
     archs = run.trials()["arch"]
     assert archs.nunique() >= n - 2
+
+
+@pytest.mark.parametrize("strategy", ["evolution", "aging", "local", "rl", "random"])
+def test_known_constraints_are_enforced_at_proposal_time(tmp_path, shared_data, strategy):
+    """No query is spent on an arch whose (table-known) latency breaks the constraint."""
+    config = RunConfig.from_mapping(
+        {**FLOPS, "strategy": strategy, "objectives": "accuracy:max,latency@raspi4:min", "constraints": ["latency@pixel3<=8"], "budget": 25, "data_dir": str(shared_data)}
+    )
+    run = Run.open(tmp_path / "r", config)
+    run.search()
+    trials = run.trials()
+    assert len(trials) == 25 and trials["feasible"].all() and (trials["latency@pixel3"] <= 8).all()
+
+
+def test_bo_strategy_runs_through_the_run_with_a_predictor_surrogate(tmp_path, no_data_dir):
+    config = RunConfig.from_mapping(
+        {**FLOPS, "strategy": "bo", "strategy_options": {"surrogate": "rf", "n_initial": 6, "surrogate_options": {"n_estimators": 20}}, "budget": 9}
+    )
+    run = Run.open(tmp_path / "r", config)
+    front = run.search()
+    assert len(run.trials()) == 9 and run.trials()["arch"].nunique() == 9 and len(front) >= 1
