@@ -67,6 +67,8 @@ def search(
     constraint: Annotated[Optional[list[str]], typer.Option("--constraint", "-c", help="Bound on a metric, e.g. 'latency@pixel3<=12' (repeatable).")] = None,
     strategy: Annotated[Optional[str], typer.Option(help="Search strategy (see `nas strategies`).")] = None,
     option: Annotated[Optional[list[str]], typer.Option("--option", "-o", help="Strategy option KEY=VALUE (repeatable).")] = None,
+    mode: Annotated[Optional[str], typer.Option(help="pareto (default), lexicographic, scalarized or hybrid: how strategies rank candidates.")] = None,
+    mode_option: Annotated[Optional[list[str]], typer.Option("--mode-option", help="Mode option KEY=VALUE, e.g. weights=[0.7,0.3], order=[accuracy,latency@raspi4], tolerances=[0.01,0], kind=product, targets=[null,12].")] = None,
     budget: Annotated[Optional[int], typer.Option(help="Number of architectures to evaluate (in total, over resumes and workers).")] = None,
     seed: Annotated[Optional[int], typer.Option(help="Seed of the strategy.")] = None,
     out: Annotated[Path, typer.Option(help="Run directory; an existing one with the same config is resumed.")] = Path("runs/latest"),
@@ -95,6 +97,10 @@ def search(
         data.update({k: v for k, v in overrides.items() if v is not None})
         if option:
             data["strategy_options"] = {**data.get("strategy_options", {}), **_parse_options(option)}
+        if mode is not None:
+            data["mode"] = mode
+        if mode_option:
+            data["mode_options"] = {**data.get("mode_options", {}), **_parse_options(mode_option)}
         run = Run.open(out, RunConfig.from_mapping(data))
     except _user_errors() as exc:
         raise _fail(str(exc)) from None
@@ -228,6 +234,8 @@ def lut_list() -> None:
     from nas.cost.lut import LUT, luts_dir
 
     for path in sorted(luts_dir().glob("*.csv")):
+        if path.name.endswith(".validation.csv"):  # per-arch tables written by `nas lut validate`
+            continue
         try:
             lut = LUT.load(path)
         except _user_errors() as exc:
@@ -235,6 +243,236 @@ def lut_list() -> None:
             continue
         figures = {s: lut.validation(s) for s in lut.spaces}
         console.print(f"[bold]{path.name}[/] device={lut.meta.get('device')} backend={lut.meta.get('backend')} kind={lut.meta.get('kind')} spaces={lut.spaces} validation={figures}")
+
+
+@lut_app.command("fit")
+def lut_fit(
+    measurements: Annotated[Path, typer.Option(help="CSV(.gz) with an arch_str column and one latency column (ms) per device.")],
+    device: Annotated[str, typer.Option(help="The column to fit a LUT for.")],
+    out: Annotated[Path, typer.Option(help="LUT CSV to write (JSON sidecar beside it); rows of other spaces already there are kept.")],
+    space: Annotated[str, typer.Option(help="Search space of the arch strings.")] = "nb201",
+    samples: Annotated[int, typer.Option(help="K: random rows to fit on; every other row validates.")] = 10,
+    seed: Annotated[int, typer.Option(help="Seed of the row sample and of the cross-validation.")] = 0,
+    reference_devices: Annotated[str, typer.Option(help="Known devices to transfer from: all (every other column), none, or a comma list.")] = "all",
+    method: Annotated[Optional[str], typer.Option(help="transfer, nnls or nnls+terms (default: transfer with references, else nnls+terms).")] = None,
+    overwrite: Annotated[bool, typer.Option(help="Replace this space's rows if OUT already has them.")] = False,
+) -> None:
+    """Fit a LUT from end-to-end measurements of K whole networks; report held-out Spearman/Kendall/MAPE."""
+    from nas.cost.measurements import fit_from_measurements, read_measurements, reference_devices as pick_references, save_fitted
+    from nas.spaces import get_space
+
+    try:
+        the_space = get_space(space)
+        table = read_measurements(measurements, the_space)
+        references = pick_references(table, device, reference_devices)
+        report = fit_from_measurements(table, device, samples=samples, seed=seed, references=references, method=method)
+        path = save_fitted(report, out, the_space.name, overwrite=overwrite)
+    except _user_errors() as exc:
+        raise _fail(str(exc)) from None
+    v = report.validation
+    line = f"{path}: {v['method']} LUT for {device} ({space}) from K={v['k']} archs; held-out n={v['n']}: Spearman {v['spearman']:.4f}, Kendall {v['kendall']:.4f}, MAPE {v['mape']:.2%} (median {v['mdape']:.2%})"
+    if "before_distillation" in v:
+        before = v["before_distillation"]
+        line += f" (transfer model before distillation: Spearman {before['spearman']:.4f}, Kendall {before['kendall']:.4f})"
+    console.print(line, highlight=False, soft_wrap=True)
+
+
+@lut_app.command("predict")
+def lut_predict(
+    lut: Annotated[Path, typer.Option(help="LUT CSV (fitted or built).")],
+    archs: Annotated[Path, typer.Option(help="CSV with an arch_str column, or a text file of one arch string per line.")],
+    out: Annotated[Path, typer.Option(help="CSV to write: arch_str, latency_ms.")],
+    space: Annotated[str, typer.Option(help="Search space of the arch strings.")] = "nb201",
+) -> None:
+    """Predict the latency of architectures with a LUT."""
+    from nas.cost.lut import LUT
+    from nas.cost.measurements import read_archs, write_predictions
+    from nas.spaces import get_space
+
+    try:
+        the_space = get_space(space)
+        table = LUT.load(lut)
+        table.check_space(the_space)
+        items = read_archs(archs, the_space)
+        write_predictions(out, the_space, items, table.predict(the_space, items))
+    except _user_errors() as exc:
+        raise _fail(str(exc)) from None
+    console.print(f"{out}: latency of {len(items)} archs from {lut}", highlight=False, soft_wrap=True)
+
+
+predictor_app = typer.Typer(help="Accuracy predictors: list them, and rank-correlate them on a benchmark table.", no_args_is_help=True)
+app.add_typer(predictor_app, name="predictor")
+
+
+@predictor_app.command("list")
+def predictor_list(space: Annotated[str, typer.Option(help="Space whose encodings to list.")] = "nb201") -> None:
+    """Name the predictor models and the encodings each accepts."""
+    from nas.accuracy.predictors import predictors
+    from nas.spaces import get_space
+
+    try:
+        the_space = get_space(space)
+        for name in predictors:
+            spec = predictors.get(name)
+            kinds = spec.encodings_for(the_space)
+            console.print(f"[bold]{name}[/]: {spec.summary}  [dim](encodings: {', '.join(kinds)}; default {spec.default_encoding(the_space)})[/]", soft_wrap=True)
+    except _user_errors() as exc:
+        raise _fail(str(exc)) from None
+
+
+@predictor_app.command("eval")
+def predictor_eval(
+    model: Annotated[str, typer.Option(help="Predictor (see `nas predictor list`).")],
+    space: Annotated[str, typer.Option(help="Search space.")] = "nb201",
+    dataset: Annotated[str, typer.Option(help="Dataset of the accuracy table: cifar10, cifar100, imagenet.")] = "cifar10",
+    encoding: Annotated[Optional[str], typer.Option(help="Encoding (default: the model's best for the space).")] = None,
+    train_size: Annotated[int, typer.Option(help="Number of random training archs.")] = 100,
+    seed: Annotated[int, typer.Option(help="Seed of the split and of the model.")] = 0,
+    data_dir: Annotated[Optional[Path], typer.Option(help="Folder of benchmark tables.")] = None,
+) -> None:
+    """Train on N random archs of the 200-epoch table; print Spearman and Kendall over all the others."""
+    from nas.accuracy.predictors import from_table
+    from nas.accuracy.predictors.evaluate import holdout_score
+    from nas.spaces import get_space
+
+    try:
+        the_space = get_space(space)
+        archs, y = from_table(the_space, dataset, data_dir=data_dir)
+        score = holdout_score(model, the_space, archs, y, train_size=train_size, seed=seed, encoding=encoding)
+    except _user_errors() as exc:
+        raise _fail(str(exc)) from None
+    console.print(score.line(), highlight=False)
+
+
+from collections.abc import Iterator  # noqa: E402  (lut build/validate helpers)
+from contextlib import contextmanager  # noqa: E402
+
+
+def _measure_errors() -> tuple[type[BaseException], ...]:
+    from nas.cost.measure._fresh import MeasurementError
+
+    return (*_user_errors(), MeasurementError)
+
+
+@contextmanager
+def _measure_progress(show: bool, description: str) -> Iterator[Callable[[int, int], None] | None]:
+    """A rich progress bar, yielding the `progress(done, total)` callback of `build_lut`/`validate_lut`."""
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+
+    if not show:
+        yield None
+        return
+    columns = [TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(), TextColumn("ETA"), TimeRemainingColumn()]
+    with Progress(*columns, console=err_console) as bar:
+        task = bar.add_task(description, total=None)
+        yield lambda done, total: bar.update(task, completed=done, total=total)
+
+
+def _timing_options(warmup: int | None, repeats: int | None, target_ms: float | None, statistic: str | None = None, clock: str | None = None) -> dict[str, Any]:
+    if (warmup is not None and warmup < 0) or (repeats is not None and repeats < 1) or (target_ms is not None and target_ms <= 0):
+        raise ValueError(f"need --warmup >= 0, --repeats >= 1, --target-ms > 0; got {warmup}, {repeats}, {target_ms}")
+    given = {"warmup": warmup, "repeats": repeats, "target_s": None if target_ms is None else target_ms / 1000.0, "statistic": statistic, "clock": clock}
+    return {k: v for k, v in given.items() if v is not None}
+
+
+@lut_app.command("build")
+def lut_build(
+    out: Annotated[Path, typer.Option(help="LUT CSV to write, e.g. latency_luts/DEVICE__BACKEND.csv (JSON sidecar beside it).")],
+    space: Annotated[str, typer.Option(help="Search space name or YAML definition.")] = "nb201",
+    backend: Annotated[str, typer.Option(help="Measurement backend: torch, onnxruntime, ...")] = "torch",
+    threads: Annotated[int, typer.Option(help="Intra-op threads (1 is the repeatable setting).")] = 1,
+    processes: Annotated[int, typer.Option(help="Fresh processes, run one after another; figures are their median.")] = 3,
+    dataset: Annotated[Optional[str], typer.Option(help="Dataset setting of the space (input size, classes), e.g. cifar10.")] = None,
+    device: Annotated[Optional[str], typer.Option(help="Device name for the sidecar (default: OUT's name before '__').")] = None,
+    calibrate: Annotated[int, typer.Option(help="Also measure N random whole networks and fit a correction to them (0: none); validation never reuses them.")] = 0,
+    calibration_model: Annotated[str, typer.Option(help="scale: intercept + one factor per operator type; offset: intercept + per-layer offset.")] = "scale",
+    seed: Annotated[int, typer.Option(help="Seed of measurement order and calibration archs.")] = 0,
+    warmup: Annotated[Optional[int], typer.Option(help="Warm-up calls before timing each operator [default: 10].")] = None,
+    repeats: Annotated[Optional[int], typer.Option(help="Timed samples per operator and process [default: 50].")] = None,
+    target_ms: Annotated[Optional[float], typer.Option(help="Duration of one timed sample (batched calls), ms [default: 2].")] = None,
+    statistic: Annotated[Optional[str], typer.Option(help="Per-process summary of the samples: min (robust on a shared machine) or median [default: min].")] = None,
+    clock: Annotated[Optional[str], typer.Option(help="thread (CPU time; ignores time preempted by other processes; 1 thread only), wall, or auto [default: auto].")] = None,
+    overwrite: Annotated[bool, typer.Option(help="Replace this space's rows if OUT already has them.")] = False,
+    progress: Annotated[bool, typer.Option(help="Show a progress bar.")] = True,
+) -> None:
+    """Measure every operator of a space on this machine through a backend and write a LUT."""
+    from nas.cost.build import build_lut, save_built
+    from nas.cost.lut import LUT
+    from nas.cost.measure import backends
+    from nas.spaces import get_space
+
+    try:
+        backends.get(backend)
+        the_space = get_space(space)
+        timing = _timing_options(warmup, repeats, target_ms, statistic, clock)
+        if out.exists() and not overwrite and the_space.name in LUT.load(out).spaces:
+            raise ValueError(f"{out} already holds {the_space.name} rows; pass --overwrite to replace them or choose another --out")
+        name = device or out.name.removesuffix(".gz").removesuffix(".csv").split("__")[0]
+        with _measure_progress(progress, f"lut build {the_space.name}/{backend}") as update:
+            lut = build_lut(
+                the_space, backend, processes=processes, threads=threads, dataset=dataset, device=name, timing=timing,
+                calibrate=calibrate, calibration_model=calibration_model, seed=seed, progress=update,
+            )
+        path = save_built(lut, out, overwrite=overwrite)
+    except _measure_errors() as exc:
+        raise _fail(str(exc).splitlines()[0]) from None
+    info = lut.meta["build"][the_space.name]
+    console.print(f"{path}: {info['signatures']} operator signatures of {the_space.name} ({info['coverage']}) + intercept, {backend}, {threads} thread(s), {processes} processes, {info['seconds']} s", highlight=False, soft_wrap=True)
+    cal = lut.meta.get("calibration", {}).get(the_space.name)
+    if cal:
+        before, after = cal["before"], cal["after_in_sample"]
+        factors = ", ".join(f"{op} x{v:.3f}" for op, v in cal["scales"].items()) or f"per layer {cal['per_layer_ms']:+.5f} ms"
+        console.print(
+            f"calibrated ({cal['model']}) on {cal['n_archs']} archs: intercept {cal['intercept_ms']:+.4f} ms, {factors}; "
+            f"MAPE {before['mape_pct']:.1f} % -> {after['mape_pct']:.1f} %, within +-10 % {before['within_10pct']:.0f} % -> {after['within_10pct']:.0f} % (in sample)",
+            highlight=False,
+            soft_wrap=True,
+        )
+    console.print(f"validate it: nas lut validate {path} --space {space} --backend {backend}", highlight=False, soft_wrap=True)
+
+
+@lut_app.command("validate")
+def lut_validate(
+    lut_path: Annotated[Path, typer.Argument(metavar="LUT", help="LUT CSV built on this machine.")],
+    space: Annotated[str, typer.Option(help="Search space name or YAML definition.")] = "nb201",
+    backend: Annotated[Optional[str], typer.Option(help="Backend to measure with (default: the LUT's).")] = None,
+    archs: Annotated[int, typer.Option(help="Random architectures to measure end to end.")] = 50,
+    seed: Annotated[int, typer.Option(help="Seed of the random architectures.")] = 0,
+    threads: Annotated[int, typer.Option(help="Intra-op threads (must match the LUT's).")] = 1,
+    processes: Annotated[int, typer.Option(help="Fresh processes; each network's latency is their median.")] = 3,
+    dataset: Annotated[Optional[str], typer.Option(help="Dataset setting of the space (default: the LUT's).")] = None,
+    warmup: Annotated[Optional[int], typer.Option(help="Warm-up calls before timing each network (default: as the LUT was built).")] = None,
+    repeats: Annotated[Optional[int], typer.Option(help="Timed samples per network and process (default: as the LUT was built).")] = None,
+    target_ms: Annotated[Optional[float], typer.Option(help="Duration of one timed sample, ms (default: as the LUT was built).")] = None,
+    progress: Annotated[bool, typer.Option(help="Show a progress bar.")] = True,
+) -> None:
+    """Measure random whole networks and compare with the LUT: MAPE, share within +-10 %, Spearman, Kendall."""
+    from nas.cost.lut import LUT
+    from nas.cost.measure import backends
+    from nas.cost.validate import validate_lut, validation_path
+    from nas.spaces import get_space
+
+    try:
+        lut = LUT.load(lut_path)
+        name = backend or lut.meta.get("backend")
+        if name is None:
+            raise ValueError(f"LUT {lut_path} does not record its backend; pass --backend (known: {', '.join(backends.names())})")
+        backends.get(name)
+        the_space = get_space(space)
+        timing = _timing_options(warmup, repeats, target_ms)
+        with _measure_progress(progress, f"lut validate {the_space.name}/{name}") as update:
+            result = validate_lut(lut, the_space, name, n_archs=archs, seed=seed, processes=processes, threads=threads, dataset=dataset, timing=timing, progress=update)
+    except _measure_errors() as exc:
+        raise _fail(str(exc).splitlines()[0]) from None
+    f = result.figures
+    console.print(
+        f"{lut_path} on {f['n_archs']} random {the_space.name} archs ({name}, {threads} thread(s), median of {processes} processes): "
+        f"MAPE {f['mape_pct']:.2f} %, within +-10 %: {f['within_10pct']:.1f} %, Spearman {f['spearman']:.4f}, Kendall {f['kendall_tau']:.4f}, "
+        f"bias {f['bias']:.3f}",
+        highlight=False,
+        soft_wrap=True,
+    )
+    console.print(f"figures stored in the sidecar; per-arch table: {validation_path(lut_path)}", highlight=False, soft_wrap=True)
 
 
 def main() -> None:

@@ -50,7 +50,8 @@ def test_search_from_a_yaml_config_with_flag_overrides(tmp_path, no_data_dir):
         (["--budget", "0"], "budget must be a positive integer"),
     ],
 )
-def test_bad_inputs_exit_nonzero_with_one_line_and_write_nothing(tmp_path, no_data_dir, args, message):
+def test_bad_inputs_exit_nonzero_with_one_line_and_write_nothing(tmp_path, no_data_dir, monkeypatch, args, message):
+    monkeypatch.setenv("NAS_LUTS_DIR", str(tmp_path / "no-luts"))  # no shipped LUT to fall back on
     out = tmp_path / "run"
     result = runner.invoke(app, ["search", *args, "--out", str(out), "--no-progress"])
     assert result.exit_code == 2

@@ -121,7 +121,8 @@ def test_bad_inputs_fail_before_anything_is_written(tmp_path, no_data_dir, confi
     assert not (tmp_path / "r").exists()
 
 
-def test_latency_without_data_dir_says_where_it_looked(tmp_path, no_data_dir):
+def test_latency_without_data_dir_or_shipped_lut_says_where_it_looked(tmp_path, no_data_dir, monkeypatch):
+    monkeypatch.setenv("NAS_LUTS_DIR", str(tmp_path / "no-luts"))
     with pytest.raises(FileNotFoundError) as info:
         Run.open(tmp_path / "r", RunConfig.from_mapping({**FLOPS, "objectives": "accuracy:max,latency@raspi4:min"}))
     assert "no-such-dir" in str(info.value) and "NAS_DATA_DIR" in str(info.value)

@@ -4,7 +4,8 @@ Why this format: a LUT is plain CSV (`space,key,latency_ms[,std_ms,min_ms,max_ms
 with provenance and validation figures, so users can read, diff and version it, and loading it can never
 execute code (nn-Meter's pickled predictors broke with every scikit-learn release). Rows are keyed by
 `LayerSignature.key()`; one device file may hold rows of several spaces (column `space`). A row keyed
-`intercept` adds a per-network constant (framework overhead, fitted LUTs).
+`intercept` adds a per-network constant (framework overhead, fitted LUTs); rows keyed `term:...` price
+topology terms (`nas.cost.features`) that no operator signature shows.
 
 Files live in `latency_luts/DEVICE[__BACKEND].csv` with `DEVICE[__BACKEND].json` beside them.
 """
@@ -23,6 +24,7 @@ import numpy as np
 import pandas as pd
 
 from nas._io import write_atomic
+from nas.cost.features import TermError, is_term, signature_counts, term_matrix
 from nas.objectives import MetricProvider
 from nas.spaces.base import Arch, SearchSpace
 
@@ -134,23 +136,32 @@ class LUT:
         return str(self.path) if self.path else f"{self.meta.get('device')}"
 
     def predict(self, space: SearchSpace, archs: Sequence[Arch], **layer_kwargs: Any) -> np.ndarray:
-        """Sum of per-layer costs (+ intercept) for each arch, in ms."""
+        """Sum of per-layer costs, plus the intercept and any topology-term rows, for each arch, in ms.
+
+        Rows keyed `term:...` (see `nas.cost.features`) price a per-network feature such as the number
+        of live input-to-output paths; LUTs without such rows sum layers exactly as before.
+        """
         self.check_space(space)
         costs = self.costs(space.name)
-        intercept = costs.get(INTERCEPT, 0.0)
-        out = np.empty(len(archs))
-        for i, arch in enumerate(archs):
-            total = intercept
-            for sig in space.layers(arch, **layer_kwargs):
-                value = costs.get(sig.key())
-                if value is None:
-                    raise MissingSignatureError(
-                        f"LUT {self.name} has no entry for operator {sig.key()} needed by {space.to_string(arch)}; "
-                        f"rebuild it with `nas lut build --space {space.name}`"
-                    )
-                total += value
-            out[i] = total
-        return out
+        intercept = costs.pop(INTERCEPT, 0.0)
+        terms = [k for k in costs if is_term(k)]
+        counts, sigs = signature_counts(space, archs, **layer_kwargs)
+        keys = [sig.key() for sig in sigs]
+        missing = [j for j, k in enumerate(keys) if k not in costs]
+        if missing:
+            arch = archs[int(counts[:, missing[0]].nonzero()[0][0])]
+            raise MissingSignatureError(
+                f"LUT {self.name} has no entry for operator {keys[missing[0]]} needed by {space.to_string(arch)}; "
+                f"rebuild it with `nas lut build --space {space.name}`"
+            )
+        out = intercept + counts @ np.array([costs[k] for k in keys], dtype=float)
+        if terms:
+            try:
+                values = term_matrix(space, archs, terms)
+            except TermError as exc:
+                raise LUTError(f"LUT {self.name}: {exc}") from None
+            out = out + values @ np.array([costs[k] for k in terms], dtype=float)
+        return np.asarray(out, dtype=float).reshape(len(archs))
 
     def validation(self, space: str) -> dict[str, Any]:
         return dict(self.meta.get("validation", {}).get(space, {}))

@@ -40,20 +40,19 @@ class NoUncertaintyError(PredictorInputError):
 class ArchRegressor(RegressorMixin, BaseEstimator):
     """Base of the accuracy predictors: validates, then calls `_fit(X, y)` and `_predict(X, return_std)`.
 
-    Subclasses set `min_samples_needed` (class attribute) and `gives_std`, and store only keyword
+    Subclasses set `min_samples_needed` (class attribute), override `_gives_std()`, and store only keyword
     parameters in `__init__`.
     """
 
     min_samples_needed: int = 2
-    gives_std: bool = False
+
+    def _gives_std(self) -> bool:
+        return False
 
     def _check_fit_input(self, X: Any, y: Any) -> tuple[np.ndarray, np.ndarray]:
         if y is not None:
-            try:
-                targets = np.asarray(y, dtype=float)
-            except (TypeError, ValueError):
-                targets = None
-            if targets is not None and np.isnan(targets).any():
+            targets = np.asarray(y)
+            if targets.dtype.kind == "f" and np.isnan(targets).any():
                 bad = int(np.isnan(targets).sum())
                 raise NaNTargetError(
                     f"{type(self).__name__}: {bad} of {targets.size} training targets are NaN; drop or fill them before fitting"
@@ -75,7 +74,7 @@ class ArchRegressor(RegressorMixin, BaseEstimator):
     def predict(self, X: Any, return_std: bool = False) -> np.ndarray | tuple[np.ndarray, np.ndarray]:
         """Predicted targets (`n_archs`), and with `return_std` their standard deviation (`n_archs`)."""
         check_is_fitted(self)
-        if return_std and not self.gives_std:
+        if return_std and not self._gives_std():
             raise NoUncertaintyError(f"{type(self).__name__} gives no uncertainty; return_std=True works with rf, gp, mlp and gin")
         X = validate_data(self, X, reset=False, dtype=np.float64)
         mean, std = self._predict(X, return_std)

@@ -33,6 +33,8 @@ __all__ = ["Backend", "Timing", "backends", "time_runner"]
 # Backends register here; each imports its heavy library only when compiling, so this stays light.
 from nas.cost.measure._onnxruntime import OnnxRuntimeBackend  # noqa: E402
 from nas.cost.measure._torch import TorchBackend  # noqa: E402
+from nas.cost.measure._tvm import TVMBackend  # noqa: E402
 
 backends.add("torch", TorchBackend)
 backends.add("onnxruntime", OnnxRuntimeBackend)
+backends.add("tvm", TVMBackend)

@@ -128,6 +128,27 @@ def module_for_signature(sig: LayerSignature) -> tuple[nn.Module, tuple[torch.Te
     return module.eval(), inputs
 
 
+class Chain(nn.Sequential):
+    """Operators run one after the other, each a module call, as a network's `nn.Sequential` runs them."""
+
+
+#: Operators that inference compilers fold into the operator producing their input (ONNX Runtime and TVM
+#: fold BatchNorm into the preceding convolution), so a network pays only their marginal cost there.
+FOLDED: frozenset[str] = frozenset({"bn"})
+
+
+def producer_for(sig: LayerSignature) -> LayerSignature | None:
+    """The operator `sig` is measured after when it is `FOLDED` (a 1x1 conv making its input), else None.
+
+    Why a 1x1 conv: it is the cheapest conv that produces `sig`'s input shape, and a BatchNorm after any
+    conv folds the same way; for backends that do not fold, the marginal cost is the BatchNorm's own.
+    """
+    if sig.op not in FOLDED:
+        return None
+    channels = sig.in_shape[1]
+    return LayerSignature("conv", sig.in_shape, out_channels=channels, kernel=1)
+
+
 def null_module() -> tuple[nn.Module, tuple[torch.Tensor, ...]]:
     """The cheapest real operator (a ReLU on one number): its latency is a backend's fixed per-call cost.
 

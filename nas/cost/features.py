@@ -1,0 +1,226 @@
+"""What a LUT row can price: operator signatures (counted per network) and topology terms.
+
+Why a separate module: fitted LUTs (`nas.cost.fit`) and LUT lookup (`nas.cost.lut`) must build the same
+features from an architecture, and both may only see a space through `space.layers(arch)` and the
+encodings it offers. A plain per-operator sum cannot see what emits no operator: in NB201 a `none` edge
+and a `skip_connect` edge both execute nothing in `layers()`, yet they decide which nodes are summed,
+whether the cell output is connected at all, and (on devices whose runtime executes NAS-Bench-201's
+`Zero` module or prunes dead branches) how much really runs. Topology terms are extra LUT rows keyed
+`term:KIND[:ARG]` whose value per network is computed here, so a LUT file stays plain data.
+
+Term kinds (registered in `term_kinds`, listed by `term_kinds.names()`):
+
+- `term:live_paths` — input-to-output routes whose every edge carries an op (spaces with a `path`
+  encoding).
+- `term:disconnected` — 1 when there is no such route (the cell output is all zeros).
+- `term:path:J` — column J of the space's `path` encoding (one route with one op sequence).
+- `term:choice:DECISION=CHOICE` — 1 when the decision takes that choice.
+- `term:choices:CHOICE` — how many decisions take that choice.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import scipy.sparse as sp
+
+from nas.registry import Registry, UnknownNameError
+from nas.spaces.base import Arch, LayerSignature, SearchSpace
+
+TERM_PREFIX = "term:"
+
+
+class TermError(ValueError):
+    """A term key that is malformed, unknown, or does not apply to the space."""
+
+
+def is_term(key: str) -> bool:
+    return key.startswith(TERM_PREFIX)
+
+
+# --- operator signatures ---------------------------------------------------------------------------
+def signature_counts(space: SearchSpace, archs: Sequence[Arch], **layer_kwargs: Any) -> tuple[sp.csr_matrix, list[LayerSignature]]:
+    """How often each operator signature occurs in each network.
+
+    Returns:
+        `counts` (`n_archs x n_signatures`, sparse) and the signatures of its columns, in order of first
+        appearance (their `key()` is the LUT row key).
+    """
+    key_of: dict[LayerSignature, int] = {}
+    keys: list[LayerSignature] = []
+    rows: list[int] = []
+    cols: list[int] = []
+    for i, arch in enumerate(archs):
+        for sig in space.layers(arch, **layer_kwargs):
+            j = key_of.get(sig)
+            if j is None:
+                j = key_of[sig] = len(keys)
+                keys.append(sig)
+            rows.append(i)
+            cols.append(j)
+    data = np.ones(len(rows), dtype=np.float64)
+    counts = sp.csr_matrix((data, (rows, cols)), shape=(len(archs), len(keys)))
+    counts.sum_duplicates()
+    return counts, keys
+
+
+# --- topology terms ----------------------------------------------------------------------------------
+class _Encodings:
+    """Encodings of one batch of archs, each computed at most once however many terms read it."""
+
+    def __init__(self, space: SearchSpace, archs: Sequence[Arch]) -> None:
+        self.space = space
+        self.archs = archs
+        self._cache: dict[str, np.ndarray] = {}
+
+    def get(self, kind: str) -> np.ndarray:
+        if kind not in self._cache:
+            if kind not in self.space.encoding_kinds():
+                raise TermError(f"space {self.space.name!r} has no {kind!r} encoding (it offers {self.space.encoding_kinds()})")
+            self._cache[kind] = np.asarray(self.space.encode(list(self.archs), kind), dtype=np.float64)
+        return self._cache[kind]
+
+
+@dataclass(frozen=True)
+class TermKind:
+    """One kind of topology term.
+
+    `compute(encodings, arg)` returns one value per arch; `keys(space)` lists every term of this kind
+    the space supports (empty when it does not apply).
+    """
+
+    name: str
+    summary: str
+    compute: Callable[[_Encodings, str], np.ndarray]
+    keys: Callable[[SearchSpace], list[str]]
+
+
+term_kinds: Registry[TermKind] = Registry("LUT term kind")
+
+
+def _no_arg(name: str, arg: str) -> None:
+    if arg:
+        raise TermError(f"term {TERM_PREFIX}{name} takes no argument, got {arg!r}")
+
+
+def _has(space: SearchSpace, encoding: str) -> bool:
+    return encoding in space.encoding_kinds()
+
+
+def _live_paths(enc: _Encodings, arg: str) -> np.ndarray:
+    _no_arg("live_paths", arg)
+    return enc.get("path").sum(axis=1)
+
+
+def _disconnected(enc: _Encodings, arg: str) -> np.ndarray:
+    _no_arg("disconnected", arg)
+    return (enc.get("path").sum(axis=1) == 0).astype(np.float64)
+
+
+def _path(enc: _Encodings, arg: str) -> np.ndarray:
+    path = enc.get("path")
+    if not arg.isdigit() or int(arg) >= path.shape[1]:
+        raise TermError(f"term {TERM_PREFIX}path:{arg} needs a column index in 0..{path.shape[1] - 1}")
+    return path[:, int(arg)]
+
+
+def _decision_choice(space: SearchSpace, arg: str) -> tuple[int, int]:
+    name, sep, choice = arg.partition("=")
+    decisions = list(space.decisions)
+    for j, d in enumerate(decisions):
+        if d.name == name:
+            for c, value in enumerate(d.choices):
+                if str(value) == choice:
+                    return j, c
+            raise TermError(
+                f"term {TERM_PREFIX}choice:{arg}: decision {name!r} has no choice {choice!r}; expected one of {list(d.choices)}"
+            )
+    if not sep:
+        raise TermError(f"term {TERM_PREFIX}choice:{arg} must be choice:DECISION=CHOICE")
+    raise TermError(f"term {TERM_PREFIX}choice:{arg}: space {space.name!r} has no decision {name!r}")
+
+
+def _choice(enc: _Encodings, arg: str) -> np.ndarray:
+    j, c = _decision_choice(enc.space, arg)
+    return (enc.get("integer")[:, j] == c).astype(np.float64)
+
+
+def _choices(enc: _Encodings, arg: str) -> np.ndarray:
+    index = [next((c for c, v in enumerate(d.choices) if str(v) == arg), -1) for d in enc.space.decisions]
+    if all(c < 0 for c in index):
+        raise TermError(f"term {TERM_PREFIX}choices:{arg}: no decision of space {enc.space.name!r} offers choice {arg!r}")
+    return (enc.get("integer") == np.asarray(index)[None, :]).sum(axis=1).astype(np.float64)
+
+
+def _path_width(space: SearchSpace) -> int:
+    probe = space.sample(np.random.default_rng(0))
+    return int(np.asarray(space.encode([probe], "path")).shape[1])
+
+
+def _shared_choices(space: SearchSpace) -> list[str]:
+    """Choices every decision offers (NB201: all five ops; FBNet: all nine blocks)."""
+    common = [str(c) for c in space.decisions[0].choices] if space.decisions else []
+    return [c for c in common if all(c in map(str, d.choices) for d in space.decisions)]
+
+
+def _if_path(*keys: str) -> Callable[[SearchSpace], list[str]]:
+    return lambda space: [f"{TERM_PREFIX}{k}" for k in keys] if _has(space, "path") else []
+
+
+def _path_keys(space: SearchSpace) -> list[str]:
+    return [f"{TERM_PREFIX}path:{j}" for j in range(_path_width(space))] if _has(space, "path") else []
+
+
+def _choice_keys(space: SearchSpace) -> list[str]:
+    return [f"{TERM_PREFIX}choice:{d.name}={c}" for d in space.decisions for c in d.choices]
+
+
+def _choices_keys(space: SearchSpace) -> list[str]:
+    return [f"{TERM_PREFIX}choices:{c}" for c in _shared_choices(space)]
+
+
+for _kind in (
+    TermKind("live_paths", "input-to-output routes with an op on every edge", _live_paths, _if_path("live_paths")),
+    TermKind("disconnected", "1 when no route connects input and output", _disconnected, _if_path("disconnected")),
+    TermKind("path", "one column of the path encoding", _path, _path_keys),
+    TermKind("choice", "1 when DECISION takes CHOICE", _choice, _choice_keys),
+    TermKind("choices", "how many decisions take CHOICE", _choices, _choices_keys),
+):
+    term_kinds.add(_kind.name, _kind)
+
+
+def parse_term(key: str) -> tuple[str, str]:
+    """`term:KIND[:ARG]` -> (KIND, ARG); unknown kinds raise TermError listing the known ones."""
+    if not is_term(key):
+        raise TermError(f"{key!r} is not a term key (terms start with {TERM_PREFIX!r})")
+    kind, _, arg = key[len(TERM_PREFIX):].partition(":")
+    if kind not in term_kinds:
+        raise TermError(f"unknown LUT term {key!r}; known kinds: {', '.join(term_kinds.names())}")
+    return kind, arg
+
+
+def term_matrix(space: SearchSpace, archs: Sequence[Arch], keys: Sequence[str]) -> np.ndarray:
+    """Values of the terms `keys` for each arch: `n_archs x n_keys`."""
+    enc = _Encodings(space, archs)
+    out = np.empty((len(archs), len(keys)), dtype=np.float64)
+    for j, key in enumerate(keys):
+        kind, arg = parse_term(key)
+        try:
+            out[:, j] = term_kinds.get(kind).compute(enc, arg)
+        except UnknownNameError as exc:  # pragma: no cover - parse_term checked the kind
+            raise TermError(str(exc)) from None
+    return out
+
+
+def topology_terms(space: SearchSpace, *, full: bool = False) -> list[str]:
+    """The terms a fit uses for `space`.
+
+    The small set (route counts and per-choice counts) has few enough rows to fit from a handful of
+    measured networks; the full set (every path-encoding column and every decision/choice pair) is for
+    distilling a model fitted on a whole table, where thousands of rows pin each coefficient.
+    """
+    kinds = ("live_paths", "disconnected", "choices") + (("path", "choice") if full else ())
+    return [key for kind in kinds for key in term_kinds.get(kind).keys(space)]

@@ -1,0 +1,564 @@
+"""Fit a latency LUT from end-to-end measurements of whole networks, few-shot.
+
+Why: `nas` cannot run networks on a phone, an FPGA or a user's edge box, but a user can time a handful of
+whole networks there. A LUT (one cost per operator signature, `nas.cost.lut`) is fitted to those timings
+so the search can price every other network. Three methods, from least to most prior knowledge:
+
+- `nnls`: per-operator costs by non-negative least squares on the `archs x signatures` count matrix
+  (+ intercept), ridge-regularised toward a FLOPs-and-memory-proportional prior. In NB201 the counts
+  have rank 4 beyond the intercept, so K measurements pin at most 5 directions; the prior prices the rest.
+- `nnls+terms`: the same plus a few topology terms (`nas.cost.features`): live input-to-output paths,
+  disconnection, per-choice counts. They see what no operator shows (a `none` vs a `skip_connect` edge).
+- `transfer`: the few-shot setting of HELP (Lee et al., 2021): other devices' latencies of the same
+  networks are known (`ReferenceTables`), so the target is modelled as a learned combination of them.
+  `TransferModel` averages six small regressions (see its docstring) fitted on the K measurements. It
+  needs the reference tables at predict time, so `fit_lut` distils it into a standalone LUT: predict the
+  whole reference pool, then fit every signature cost and the full term set to those predictions.
+  `LUT.meta["fit"][space]["distillation"]` says how far the LUT stays from the model it distils.
+
+Arrays are `n_archs` (latencies) or `n_archs x n_features`; latencies are in ms.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from functools import cached_property
+from typing import Any, Literal
+
+import numpy as np
+import scipy.sparse as sp
+from scipy.linalg import solve_triangular
+from scipy.optimize import nnls
+from scipy.stats import kendalltau, spearmanr
+
+from nas.cost.counts import layer_macs
+from nas.cost.features import signature_counts, term_matrix, topology_terms
+from nas.cost.lut import INTERCEPT, LUT
+from nas.spaces.base import Arch, LayerSignature, SearchSpace
+
+Method = Literal["nnls", "nnls+terms", "transfer"]
+METHODS: tuple[str, ...] = ("nnls", "nnls+terms", "transfer")
+
+_RIDGE_GRID = np.logspace(-4, 1, 6)  # prior strength, relative (see _fit_costs)
+_TRANSFER_ALPHAS = np.logspace(-3, 3, 13)
+_DISTIL_STRENGTH = 1e-6
+_MAX_COUNT_COMPONENTS = 8
+
+
+class FitError(ValueError):
+    """Measurements or references that a LUT cannot be fitted from."""
+
+
+# --- validation figures ------------------------------------------------------------------------------
+def validation_figures(predicted: np.ndarray, measured: np.ndarray) -> dict[str, float]:
+    """Rank and error agreement of predictions with measurements: Spearman, Kendall tau-b, mean and
+    median absolute percentage error (the median because a runtime that prunes a disconnected network to
+    0.01 ms makes any prediction of it a 1000 % error, which dominates the mean)."""
+    predicted, measured = np.asarray(predicted, float), np.asarray(measured, float)
+    ape = np.abs(predicted - measured) / measured
+    return {
+        "spearman": float(spearmanr(predicted, measured)[0]),
+        "kendall": float(kendalltau(predicted, measured)[0]),
+        "mape": float(np.mean(ape)),
+        "mdape": float(np.median(ape)),
+        "n": int(len(measured)),
+    }
+
+
+# --- the archs a fit sees ------------------------------------------------------------------------------
+class ArchPool:
+    """Archs whose LUT features are computed once: the networks a LUT must price, and where a transfer
+    model is distilled. Rows are the archs in the given order.
+
+    Example:
+        >>> from nas.spaces import get_space
+        >>> space = get_space("nb201")
+        >>> pool = ArchPool(space, space.enumerate()[:50])
+        >>> pool.counts.shape[0], len(pool.signatures) > 10
+        (50, True)
+    """
+
+    def __init__(self, space: SearchSpace, archs: Sequence[Arch], **layer_kwargs: Any) -> None:
+        self.space = space
+        self.archs = list(archs)
+        self.layer_kwargs = dict(layer_kwargs)
+        self._row = {a: i for i, a in enumerate(self.archs)}
+        if len(self._row) != len(self.archs):
+            raise FitError(f"the pool of {len(self.archs)} archs holds duplicates; give each network once")
+        self._terms: dict[tuple[str, ...], np.ndarray] = {}
+
+    def __len__(self) -> int:
+        return len(self.archs)
+
+    def rows(self, archs: Sequence[Arch]) -> np.ndarray:
+        """Row index of each arch; FitError names the first one the pool lacks."""
+        try:
+            return np.array([self._row[a] for a in archs], dtype=np.int64)
+        except KeyError as exc:
+            raise FitError(f"arch {self.space.to_string(exc.args[0])} is not in the pool of {len(self)} reference archs") from None
+
+    @cached_property
+    def _signature_table(self) -> tuple[sp.csr_matrix, list[LayerSignature]]:
+        return signature_counts(self.space, self.archs, **self.layer_kwargs)
+
+    @property
+    def counts(self) -> sp.csr_matrix:
+        """`n_archs x n_signatures` operator counts."""
+        return self._signature_table[0]
+
+    @property
+    def signatures(self) -> list[LayerSignature]:
+        return self._signature_table[1]
+
+    def terms(self, keys: Sequence[str]) -> np.ndarray:
+        """`n_archs x len(keys)` topology-term values (cached per key list)."""
+        key = tuple(keys)
+        if key not in self._terms:
+            self._terms[key] = term_matrix(self.space, self.archs, key)
+        return self._terms[key]
+
+    def design(self, terms: Sequence[str]) -> np.ndarray:
+        """`n_archs x (n_signatures + len(terms))`: counts then terms, the columns a LUT prices."""
+        return np.hstack([self.counts.toarray(), self.terms(terms)])
+
+    @cached_property
+    def count_components(self) -> np.ndarray:
+        """Standardised principal components of the counts (`n_archs x r`, r <= 8): the few directions in
+        which networks of this pool differ in what they execute."""
+        counts = self.counts.toarray()
+        centred = counts - counts.mean(axis=0)
+        u, s, _ = np.linalg.svd(centred, full_matrices=False)
+        rank = int((s > 1e-8 * max(s[0], 1e-300)).sum()) if len(s) else 0
+        comps = u[:, : min(rank, _MAX_COUNT_COMPONENTS)] * s[: min(rank, _MAX_COUNT_COMPONENTS)]
+        return comps / comps.std(axis=0)
+
+    def predict(self, lut: LUT) -> np.ndarray:
+        """`lut.predict(space, archs)` from the cached features (much faster over a whole pool)."""
+        lut.check_space(self.space)
+        costs = lut.costs(self.space.name)
+        intercept = costs.pop(INTERCEPT, 0.0)
+        terms = [k for k in costs if k.startswith("term:")]
+        keys = [s.key() for s in self.signatures]
+        missing = [k for k in keys if k not in costs]
+        if missing:
+            raise FitError(f"LUT {lut.name} has no entry for operator {missing[0]}")
+        out = intercept + self.counts @ np.array([costs[k] for k in keys])
+        if terms:
+            out = out + self.terms(terms) @ np.array([costs[k] for k in terms])
+        return np.asarray(out, dtype=float)
+
+
+@dataclass
+class ReferenceTables:
+    """Latencies of every pool arch on known devices: `latencies_ms` is `n_pool x n_devices`.
+
+    Example:
+        >>> from nas.spaces import get_space
+        >>> space = get_space("nb201")
+        >>> pool = ArchPool(space, space.enumerate()[:30])
+        >>> ref = ReferenceTables(pool, np.ones((30, 2)) + np.arange(30)[:, None], ("a", "b"))
+        >>> ref.select(["b"]).devices
+        ('b',)
+    """
+
+    pool: ArchPool
+    latencies_ms: np.ndarray
+    devices: tuple[str, ...]
+    _smoothed: np.ndarray | None = field(default=None, repr=False)
+
+    def __post_init__(self) -> None:
+        self.latencies_ms = np.asarray(self.latencies_ms, dtype=float)
+        self.devices = tuple(self.devices)
+        if self.latencies_ms.shape != (len(self.pool), len(self.devices)):
+            expected = (len(self.pool), len(self.devices))
+            raise FitError(f"reference latencies have shape {self.latencies_ms.shape}; expected {expected} (pool x devices)")
+        if not self.devices:
+            raise FitError("a transfer fit needs at least one reference device")
+        if len(set(self.devices)) != len(self.devices):
+            raise FitError(f"reference devices repeat: {list(self.devices)}")
+        _check_latencies(self.latencies_ms, "reference latencies")
+
+    def select(self, devices: Sequence[str]) -> ReferenceTables:
+        """The same pool restricted to `devices` (keeps already smoothed columns)."""
+        unknown = [d for d in devices if d not in self.devices]
+        if unknown:
+            raise FitError(f"unknown reference device(s) {unknown}; known: {', '.join(self.devices)}")
+        cols = [self.devices.index(d) for d in devices]
+        smoothed = None if self._smoothed is None else self._smoothed[:, cols]
+        return ReferenceTables(self.pool, self.latencies_ms[:, cols], tuple(devices), smoothed)
+
+    @property
+    def smoothed(self) -> np.ndarray:
+        """Each reference device's table as its own full LUT (counts + every term) would predict it.
+
+        Why: phones time in whole milliseconds and GPUs at batch 1 jitter; the LUT family keeps what
+        operators and topology explain and drops that noise, which the few-shot fit would otherwise copy.
+        """
+        if self._smoothed is None:
+            design = self.pool.design(topology_terms(self.pool.space, full=True))
+            design = np.hstack([design, np.ones((len(design), 1))])
+            coef = np.linalg.lstsq(design, self.latencies_ms, rcond=None)[0]
+            self._smoothed = np.maximum(design @ coef, 1e-6 * self.latencies_ms.min(axis=0))
+        return self._smoothed
+
+
+def latency_floor(measured: np.ndarray) -> float:
+    """The smallest latency a fitted model may predict: 1/20 of the fastest measured network.
+
+    A twentieth leaves room for networks much faster than any of the K measured (a small sample rarely
+    holds the space's fastest) while keeping every prediction positive.
+    """
+    return 0.05 * float(np.min(measured))
+
+
+# --- linear algebra ------------------------------------------------------------------------------------
+def _check_latencies(values: np.ndarray, what: str) -> None:
+    if not np.isfinite(values).all() or (values <= 0).any():
+        raise FitError(f"{what} must be finite and positive (ms)")
+
+
+def _ridge_loo(design: np.ndarray, y: np.ndarray, penalty: np.ndarray, alphas: np.ndarray) -> np.ndarray:
+    """Ridge coefficients for the strength with the lowest leave-one-out error (closed form)."""
+    best: tuple[float, np.ndarray] | None = None
+    gram, rhs = design.T @ design, design.T @ y
+    for alpha in alphas:
+        inv = np.linalg.pinv(gram + alpha * np.diag(penalty))
+        coef = inv @ rhs
+        leverage = np.einsum("ij,jk,ik->i", design, inv, design)
+        loo = (y - design @ coef) / np.clip(1 - leverage, 1e-3, None)
+        err = float(np.mean(loo**2))
+        if best is None or err < best[0]:
+            best = (err, coef)
+    assert best is not None
+    return best[1]
+
+
+def _prior_costs(signatures: Sequence[LayerSignature], counts: np.ndarray, y: np.ndarray) -> np.ndarray:
+    """Per-signature prior: `a * MACs + b * input elements`, with a, b >= 0 fitted to the measured totals.
+
+    Why both: compute-bound devices track MACs; on memory- or launch-bound ones (GPUs at batch 1,
+    phones) element-wise operators cost too, roughly in proportion to the tensor they read.
+    """
+    macs = np.empty(len(signatures))
+    for j, sig in enumerate(signatures):
+        try:
+            macs[j] = layer_macs(sig)
+        except ValueError:  # an operator the analytic count does not know: priced by its elements only
+            macs[j] = 0.0
+    elements = np.array([float(np.prod(sig.in_shape)) for sig in signatures])
+    basis = np.column_stack([counts @ (macs / 1e6), counts @ (elements / 1e6), np.ones(len(y))])
+    (a, b, _), _ = nnls(basis, y)
+    return a * macs / 1e6 + b * elements / 1e6
+
+
+def _least_squares_with_inequalities(a: np.ndarray, b: np.ndarray, g: np.ndarray, h: np.ndarray) -> np.ndarray:
+    """min |a x - b| subject to g x >= h, for `a` of full column rank (Lawson & Hanson, ch. 23).
+
+    Reduces to a least-distance problem through the QR factors of `a`, whose dual is an NNLS with one
+    variable per inequality: exact, and small because only bounds and violated floors are passed.
+    """
+    q, r = np.linalg.qr(a)
+    f = q.T @ b
+    r_inv = solve_triangular(r, np.eye(r.shape[0]))
+    e = g @ r_inv
+    slack = h - e @ f
+    p = r.shape[0]
+    dual = np.vstack([e.T, slack[None, :]])
+    target = np.zeros(p + 1)
+    target[-1] = 1.0
+    u, _ = nnls(dual, target, maxiter=max(100, 50 * dual.shape[1]))
+    resid = dual @ u - target
+    if abs(resid[-1]) < 1e-12:
+        raise FitError("the fitted costs cannot satisfy their bounds (degenerate design); measure more networks")
+    return r_inv @ (f - resid[:p] / resid[-1])
+
+
+def _fit_costs(
+    design: np.ndarray,
+    y: np.ndarray,
+    prior: np.ndarray,
+    n_signatures: int,
+    strength: float,
+    pool_design: np.ndarray | None = None,
+    floor: float = 0.0,
+) -> tuple[np.ndarray, float]:
+    """Costs (signatures >= 0, terms free) and a free intercept minimising
+    `|design @ c + b - y|^2 + strength * n * sum_j (w_j (c_j - prior_j))^2`, with `w_j` the mean |value|
+    of column j, so the penalty is in ms of the average network's total.
+
+    With `pool_design`, every pool network is also kept at or above `floor` ms. Why: a free intercept
+    and free-signed terms let a least-squares fit dip below zero for networks it never saw, and a
+    negative latency would make any latency constraint meaningless. Violated networks are added as
+    inequality constraints until none is left (constraint generation; a few rounds in practice).
+    """
+    n, p = design.shape
+    scale = np.abs(design).mean(axis=0)
+    scale[scale == 0] = 1.0
+    root = np.sqrt(strength * n) * scale
+    # The intercept gets a vanishing penalty too, so the augmented matrix has full column rank.
+    a = np.vstack([np.hstack([design, np.ones((n, 1))]), np.diag(np.append(root, 1e-9 * np.sqrt(n)))])
+    b = np.concatenate([y, root * prior, [0.0]])
+    bounds = np.eye(p + 1)[:n_signatures]
+    g, h = bounds, np.zeros(n_signatures)
+    full = None if pool_design is None else np.hstack([pool_design, np.ones((len(pool_design), 1))])
+    active = np.zeros(0 if full is None else len(full), dtype=bool)
+    for _ in range(50):
+        x = _least_squares_with_inequalities(a, b, g, h)
+        if full is None:
+            break
+        below = (full @ x < floor * (1 - 1e-6)) & ~active
+        if not below.any():
+            break
+        active |= below
+        g, h = np.vstack([bounds, full[active]]), np.concatenate([np.zeros(n_signatures), np.full(int(active.sum()), floor)])
+    return x[:p], float(x[p])
+
+
+def _choose_strength(design: np.ndarray, y: np.ndarray, prior: np.ndarray, n_signatures: int, rng: np.random.Generator) -> float:
+    """Prior strength by cross-validation (leave-one-out for K <= 20, else 5 random folds).
+
+    The error is absolute (ms^2), as in the fit: a relative error would let one network a runtime
+    prunes to 0.01 ms outweigh all the others.
+    """
+    k = len(y)
+    if k < 3:
+        return float(_RIDGE_GRID[-1])
+    folds = np.arange(k) if k <= 20 else rng.permutation(k) % 5
+    errors = []
+    for strength in _RIDGE_GRID:
+        err = 0.0
+        for f in np.unique(folds):
+            train, test = folds != f, folds == f
+            coef, intercept = _fit_costs(design[train], y[train], prior, n_signatures, strength)
+            err += float(np.sum((design[test] @ coef + intercept - y[test]) ** 2))
+        errors.append(err)
+    return float(_RIDGE_GRID[int(np.argmin(errors))])
+
+
+# --- few-shot transfer -------------------------------------------------------------------------------
+def nearest_device(reference: ReferenceTables, rows: np.ndarray, y: np.ndarray) -> tuple[str, float]:
+    """The reference device whose latencies rank the measured archs best (Spearman on those K)."""
+    rhos = np.array([spearmanr(reference.latencies_ms[rows, j], y)[0] for j in range(len(reference.devices))])
+    if np.isnan(rhos).all():
+        return reference.devices[0], float("nan")
+    j = int(np.nanargmax(rhos))
+    return reference.devices[j], float(rhos[j])
+
+
+class TransferModel:
+    """Predicts a device's latency of every pool arch from K measurements and the reference tables.
+
+    Six members, averaged in ms; each is a small regression on the K measured archs, evaluated on the
+    raw reference tables and on their LUT-smoothed versions (`ReferenceTables.smoothed`):
+
+    - `combination`: non-negative weights on the references, each scaled to mean 1 (NNLS). Weights
+      cannot be negative, so one odd measurement cannot flip a device's sign.
+    - `toward_mean`: ridge on the references' deviations from the average device, plus the count
+      components of the pool (what operators run); the average device and an intercept are free, so
+      with few measurements the prediction shrinks toward "a typical device, rescaled".
+    - `toward_nearest`: the same, shrunk toward the device that ranks the K archs best, which wins when
+      the target has a near twin (the same GPU at another batch size).
+
+    Why an average of members: with K = 10 no single regulariser is right for every device (a sibling
+    GPU, an accelerator simulator that follows FLOPs, a phone timed in whole ms). In leave-one-device-out
+    runs on the 18 NB201 devices (5 seeds) the average beat every member on mean Spearman at K = 10
+    (0.972 vs 0.968 for the best member) and K = 20 (0.974 vs 0.972); at K = 5 the NNLS combination of
+    smoothed tables alone was slightly better (0.952 vs 0.949). Weighting members by their
+    leave-one-out error on the K archs did not help (0.9715 at K = 10).
+
+    Example:
+        >>> from nas.spaces import get_space
+        >>> space = get_space("nb201")
+        >>> pool = ArchPool(space, space.enumerate()[::97])
+        >>> base = pool.counts.toarray().sum(axis=1)
+        >>> ref = ReferenceTables(pool, np.column_stack([base, base ** 1.1, np.sqrt(base)]), ("a", "b", "c"))
+        >>> model = TransferModel(ref).fit(np.arange(10), 2 * base[:10] + 1)
+        >>> bool(spearmanr(model.predict(), base)[0] > 0.99)
+        True
+    """
+
+    def __init__(self, reference: ReferenceTables) -> None:
+        self.reference = reference
+
+    def fit(self, rows: np.ndarray, y: np.ndarray) -> TransferModel:
+        rows, y = np.asarray(rows, dtype=np.int64), np.asarray(y, dtype=float)
+        if len(rows) != len(y) or len(y) < 2:
+            raise FitError(f"need at least 2 measurements, one per arch; got {len(y)} latencies for {len(rows)} archs")
+        _check_latencies(y, "measured latencies")
+        components = self.reference.pool.count_components
+        predictions = {}
+        self.nearest_, _ = nearest_device(self.reference, rows, y)
+        near = self.reference.devices.index(self.nearest_)
+        for table_name, table in (("raw", self.reference.latencies_ms), ("smoothed", self.reference.smoothed)):
+            scaled = table / table.mean(axis=0)
+            predictions[f"combination/{table_name}"] = _combination(scaled, rows, y)
+            predictions[f"toward_mean/{table_name}"] = _toward(scaled, scaled.mean(axis=1), components, rows, y)
+            predictions[f"toward_nearest/{table_name}"] = _toward(scaled, scaled[:, near], components, rows, y)
+        self.member_predictions_ = predictions
+        # Linear members can dip below zero far from the K archs they were fitted on.
+        self.floor_ = latency_floor(y)
+        self.prediction_ = np.maximum(np.mean(list(predictions.values()), axis=0), self.floor_)
+        return self
+
+    def predict(self) -> np.ndarray:
+        """Predicted latency (ms) of every pool arch, in pool order."""
+        if not hasattr(self, "prediction_"):
+            raise FitError("TransferModel.predict called before fit")
+        return self.prediction_
+
+
+def _combination(scaled: np.ndarray, rows: np.ndarray, y: np.ndarray) -> np.ndarray:
+    design = np.column_stack([scaled, np.ones(len(scaled))])
+    coef, _ = nnls(design[rows], y)
+    return design @ coef
+
+
+def _toward(scaled: np.ndarray, prior: np.ndarray, components: np.ndarray, rows: np.ndarray, y: np.ndarray) -> np.ndarray:
+    deviation = scaled - prior[:, None]
+    spread = float(deviation.std()) or 1.0
+    design = np.column_stack([np.ones(len(scaled)), prior, deviation, components * spread])
+    penalty = np.concatenate([[0.0, 0.0], np.ones(design.shape[1] - 2)])
+    coef = _ridge_loo(design[rows], y, penalty, _TRANSFER_ALPHAS)
+    return design @ coef
+
+
+# --- LUT fitting -----------------------------------------------------------------------------------------
+def _costs_lut(space: SearchSpace, keys: Sequence[str], coef: np.ndarray, intercept: float, *, device: str, meta: Mapping[str, Any]) -> LUT:
+    costs = {INTERCEPT: intercept, **{k: float(c) for k, c in zip(keys, coef)}}
+    return LUT.from_costs(space.name, costs, device=device, meta={"kind": "fitted", **meta})
+
+
+def fit_costs_to(
+    pool: ArchPool,
+    rows: np.ndarray,
+    y: np.ndarray,
+    terms: Sequence[str],
+    rng: np.random.Generator,
+    *,
+    strength: float | None = None,
+    floor: float | None = None,
+) -> tuple[list[str], np.ndarray, float, float]:
+    """Fit signature costs (and `terms`) to latencies `y` of pool rows `rows`.
+
+    Every signature of the pool gets a cost, also those the fitted archs never use (they keep their
+    prior), so the LUT prices the whole pool; no pool network is predicted below `floor` (default:
+    `latency_floor(y)`). Returns keys, costs, intercept and the prior strength.
+    """
+    design = pool.design(terms)
+    n_sig = len(pool.signatures)
+    counts = design[rows, :n_sig]
+    prior = np.concatenate([_prior_costs(pool.signatures, counts, y), np.zeros(len(terms))])
+    if strength is None:
+        strength = _choose_strength(design[rows], y, prior, n_sig, rng)
+    floor = latency_floor(y) if floor is None else floor
+    coef, intercept = _fit_costs(design[rows], y, prior, n_sig, strength, design, floor)
+    return [*(s.key() for s in pool.signatures), *terms], coef, intercept, strength
+
+
+@dataclass
+class LUTFit:
+    """A fitted LUT and, for the transfer method, the model it was distilled from."""
+
+    lut: LUT
+    model: TransferModel | None = None
+
+
+def fit_lut(
+    space: SearchSpace,
+    archs: Sequence[Arch],
+    latencies_ms: Sequence[float] | np.ndarray,
+    *,
+    device: str,
+    method: Method = "transfer",
+    seed: int = 0,
+    reference: ReferenceTables | None = None,
+    pool: ArchPool | None = None,
+) -> LUT:
+    """A LUT for `device` fitted to measured latencies of whole networks.
+
+    Args:
+        space: the space of `archs`.
+        archs: the K measured networks.
+        latencies_ms: their measured latency (ms), one per arch, all positive.
+        device: name recorded in the LUT.
+        method: "nnls", "nnls+terms" or "transfer" (module docstring).
+        seed: seeds the cross-validation folds used to choose the prior strength.
+        reference: other devices' latencies of a pool of archs containing `archs`; required for
+            "transfer", whose LUT is distilled on that pool.
+        pool: archs the LUT must price (default: the reference pool, else `archs`); every operator they
+            use gets a row.
+
+    Returns:
+        The LUT; `meta["fit"][space]` records method, K, seed, reference devices, prior strength and,
+        for "transfer", the distillation figures (the LUT's agreement with the transfer model on the pool).
+
+    Raises:
+        FitError: too few or non-positive latencies, an unknown method, or missing references.
+
+    Example:
+        >>> from nas.spaces import get_space
+        >>> space = get_space("nb201")
+        >>> archs = space.enumerate()[:40]
+        >>> truth = ArchPool(space, archs).counts.toarray() @ np.linspace(0.01, 0.1, 27) + 1.0
+        >>> lut = fit_lut(space, archs[:20], truth[:20], device="toy", method="nnls", pool=ArchPool(space, archs))
+        >>> bool(np.allclose(lut.predict(space, archs[20:]), truth[20:], rtol=0.05))
+        True
+    """
+    return fit_with_model(space, archs, latencies_ms, device=device, method=method, seed=seed, reference=reference, pool=pool).lut
+
+
+def fit_with_model(
+    space: SearchSpace,
+    archs: Sequence[Arch],
+    latencies_ms: Sequence[float] | np.ndarray,
+    *,
+    device: str,
+    method: Method = "transfer",
+    seed: int = 0,
+    reference: ReferenceTables | None = None,
+    pool: ArchPool | None = None,
+) -> LUTFit:
+    """`fit_lut`, also returning the transfer model (to compare it with its distilled LUT)."""
+    if method not in METHODS:
+        raise FitError(f"unknown fit method {method!r}; expected one of {', '.join(METHODS)}")
+    y = np.asarray(latencies_ms, dtype=float).reshape(-1)
+    if len(y) != len(archs):
+        raise FitError(f"got {len(y)} latencies for {len(archs)} archs")
+    if len(y) < 2:
+        raise FitError(f"need at least 2 measured networks to fit a LUT, got {len(y)}")
+    _check_latencies(y, "measured latencies")
+    rng = np.random.default_rng(seed)
+    if reference is not None:
+        if device in reference.devices:
+            raise FitError(f"reference devices include the device being fitted ({device!r}); leave it out")
+        if pool is not None and pool is not reference.pool:
+            raise FitError("pass either a reference (its pool is used) or a pool, not both")
+        pool = reference.pool
+    pool = pool if pool is not None else ArchPool(space, archs)
+    if pool.space.name != space.name:
+        raise FitError(f"the pool is of space {pool.space.name!r}, the archs of {space.name!r}")
+    rows = pool.rows(archs)
+    meta: dict[str, Any] = {"method": method, "k": len(y), "seed": seed, "pool": len(pool)}
+    model = None
+    if method == "transfer":
+        if reference is None:
+            raise FitError("method 'transfer' needs reference tables of other devices; use method 'nnls+terms' without them")
+        model = TransferModel(reference).fit(rows, y)
+        teacher = model.predict()
+        terms = topology_terms(space, full=True)
+        keys, coef, intercept, strength = fit_costs_to(
+            pool, np.arange(len(pool)), teacher, terms, rng, strength=_DISTIL_STRENGTH, floor=model.floor_
+        )
+        student = pool.predict(_costs_lut(space, keys, coef, intercept, device=device, meta={}))
+        meta |= {
+            "reference_devices": list(reference.devices),
+            "nearest_device": model.nearest_,
+            "distillation": {**validation_figures(student, teacher), "target": "transfer model over the pool"},
+        }
+    else:
+        terms = topology_terms(space) if method == "nnls+terms" else []
+        keys, coef, intercept, strength = fit_costs_to(pool, rows, y, terms, rng)
+        meta["reference_devices"] = []
+    meta["prior_strength"] = strength
+    return LUTFit(_costs_lut(space, keys, coef, intercept, device=device, meta={"fit": {space.name: meta}}), model)

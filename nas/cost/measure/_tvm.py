@@ -1,0 +1,374 @@
+"""TVM backend: a PyTorch module compiled by Apache TVM (relax) for this machine's CPU.
+
+Why TVM at all: published hardware-aware NAS results compare architectures as a deployment compiler runs
+them, and a compiler fuses operators (conv + batch-norm + add + ReLU) and picks loop schedules per shape,
+so its latency ranking differs from PyTorch eager. Why the care below:
+
+- Untuned TVM (default relax pipeline) is several times slower than PyTorch eager on this class of CPU,
+  so `tune_trials=0` is a correctness and smoke-test setting, never a latency proxy.
+- MetaSchedule tuning costs seconds per trial, but architectures of one space share most of their fused
+  blocks. Tuning is therefore done once per unique task and kept in a JSON database under `work_dir`; a
+  later network only tunes the blocks the database has never seen. Tasks are keyed by their *anchor
+  block* (the conv, pool or matmul a fused function is built around), not by the whole fused function:
+  NB201 fuses a conv with 1-4 different epilogues (batch-norm, node sums, the next ReLU), and 20 random
+  archs gave 108 structurally distinct fused functions but only 28 anchor blocks, whose schedules TVM
+  transfers to every epilogue variant. The database is written atomically in TVM's own JSON-lines
+  layout, so a crash never leaves half a record and TVM tools can read it.
+- TVM's runtime thread pool reads `TVM_NUM_THREADS` once and, left alone, pins the calling thread to one
+  core when it runs single-threaded; that pin would also bind any PyTorch measurement later in the same
+  process. The backend sets the pool explicitly to `threads` workers sharing the CPUs this process may
+  use, and checks that the runtime reports exactly `threads`.
+
+`tvm` is imported inside the methods: `import nas` must stay light and work without the optional extra.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import tempfile
+import threading
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+from nas._io import write_atomic
+
+MODULE_EQUALITY = "anchor-block"
+WORKLOAD_FILE = "database_workload.json"
+RECORD_FILE = "database_tuning_record.json"
+# TVM's ThreadGroup affinity mode "every worker may run on every listed CPU" (no per-core pinning).
+_SHARE_ALL_CORES = -3
+
+
+def _require_tvm() -> Any:
+    try:
+        import tvm
+    except ImportError:
+        raise ImportError("the TVM backend needs the optional extra: pip install -r requirements-tvm.txt -c constraints.txt") from None
+    return tvm
+
+
+def default_work_dir() -> Path:
+    """Where tuning databases live unless a `work_dir` is given: `$NAS_TVM_WORK_DIR` or `~/.cache/nas/tvm`."""
+    root = os.environ.get("NAS_TVM_WORK_DIR")
+    return Path(root) if root else Path.home() / ".cache" / "nas" / "tvm"
+
+
+def default_tune_trials() -> int:
+    """`$NAS_TVM_TUNE_TRIALS` or 0.
+
+    Why an environment variable: LUT builds and validations construct backends by name with no
+    arguments, inside fresh processes; the variable reaches them, so they can measure tuned TVM.
+    """
+    text = os.environ.get("NAS_TVM_TUNE_TRIALS", "0")
+    try:
+        return int(text)
+    except ValueError:
+        raise ValueError(f"NAS_TVM_TUNE_TRIALS must be an integer, got {text!r}") from None
+
+
+def use_threads(threads: int) -> None:
+    """Make TVM's runtime thread pool (of the calling thread) run kernels on exactly `threads` workers."""
+    tvm = _require_tvm()
+    cpus = sorted(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else list(range(os.cpu_count() or 1))
+    if threads < 1 or threads > len(cpus):
+        raise ValueError(f"threads must be between 1 and the {len(cpus)} CPU(s) this process may use, got {threads}")
+    os.environ["TVM_NUM_THREADS"] = str(threads)  # read by MetaSchedule's runner subprocesses
+    tvm.get_global_func("runtime.config_threadpool")(_SHARE_ALL_CORES, threads, [str(c) for c in cpus])
+    used = int(tvm.runtime.num_threads())
+    if used != threads:
+        raise RuntimeError(f"TVM's runtime thread pool runs {used} thread(s) though {threads} were requested")
+
+
+class TVMRunner:
+    """One compiled network: calling it runs one inference and returns TVM's output (an Array of tensors).
+
+    Keeps the VM alive and re-applies the thread setting when called from another Python thread, because
+    TVM keeps one thread pool per calling thread.
+    """
+
+    def __init__(self, vm: Any, inputs: Sequence[Any], threads: int) -> None:
+        self.vm = vm
+        self.threads = threads
+        self._main = vm["main"]
+        self._inputs = tuple(inputs)
+        self._configured = threading.local()
+        self._configured.done = True
+
+    def __call__(self) -> Any:
+        if not getattr(self._configured, "done", False):
+            use_threads(self.threads)
+            self._configured.done = True
+        return self._main(*self._inputs)
+
+    def numpy(self) -> list[Any]:
+        """Run once and return the outputs as numpy arrays (for correctness checks, not for timing)."""
+        out = self()
+        items = [out] if hasattr(out, "numpy") else list(out)
+        return [item.numpy() for item in items]
+
+
+class TVMBackend:
+    """`tvm` measurement backend: torch.export -> relax -> `tvm.compile` for the host CPU (llvm).
+
+    Args:
+        tune_trials: MetaSchedule trials for each fused task the database has not seen; 0 compiles with
+            the default relax pipeline only (plus dlight's CPU rules where they apply); default
+            `default_tune_trials()`.
+        work_dir: root of the tuning databases (one sub-folder per target and thread count); default
+            `default_work_dir()`. Only one process should tune into one database at a time.
+        mcpu: LLVM CPU name; default the host's, as TVM detects it.
+        seed: seed of MetaSchedule's search, so a tuning run can be repeated.
+        run_timeout_s: limit for measuring one batch of candidates while tuning. TVM's default is 30 s;
+            at a load of 7-9 on 2 cores its equally long build limit killed most builds, each kill
+            restarting a worker that imports TVM again (14 s at that load).
+
+    Example:
+        >>> from nas.cost.measure import backends
+        >>> backends.get("tvm")().name
+        'tvm'
+    """
+
+    name = "tvm"
+
+    def __init__(
+        self,
+        *,
+        tune_trials: int | None = None,
+        work_dir: str | Path | None = None,
+        mcpu: str | None = None,
+        seed: int = 0,
+        run_timeout_s: float = 120.0,
+    ) -> None:
+        tune_trials = default_tune_trials() if tune_trials is None else tune_trials
+        if tune_trials < 0:
+            raise ValueError(f"tune_trials must be >= 0, got {tune_trials}")
+        if run_timeout_s <= 0:
+            raise ValueError(f"run_timeout_s must be > 0, got {run_timeout_s}")
+        self.tune_trials = int(tune_trials)
+        self.work_dir = Path(work_dir) if work_dir is not None else None
+        self.mcpu = mcpu
+        self.seed = int(seed)
+        self.run_timeout_s = float(run_timeout_s)
+        self.last_tuned_tasks: list[str] = []
+
+    # --- target and database --------------------------------------------------------------------
+    def host_mcpu(self) -> str:
+        if self.mcpu:
+            return self.mcpu
+        tvm = _require_tvm()
+        return str(tvm.target.Target.from_device(tvm.cpu()).attrs.get("mcpu", "generic"))
+
+    def target(self, threads: int = 1) -> Any:
+        tvm = _require_tvm()
+        return tvm.target.Target({"kind": "llvm", "mcpu": self.host_mcpu(), "num-cores": int(threads)})
+
+    def database_dir(self, threads: int = 1) -> Path:
+        """Tuned schedules depend on the CPU and the thread count, so each pair has its own database."""
+        return (self.work_dir or default_work_dir()) / f"llvm-{self.host_mcpu()}-{threads}t"
+
+    # --- protocol ---------------------------------------------------------------------------------
+    def compile(self, module: Any, example_inputs: tuple[Any, ...], *, threads: int = 1) -> Callable[[], Any]:
+        tvm = _require_tvm()
+        from tvm import relax
+
+        use_threads(threads)
+        target = self.target(threads)
+        lowered = _prepare(_import_torch(module, example_inputs), target)
+        database = None
+        self.last_tuned_tasks = []
+        if self.tune_trials > 0:
+            folder = self.database_dir(threads)
+            database = load_database(folder)
+            self.last_tuned_tasks = self._tune_new_tasks(lowered, target, database, folder)
+        executable = _build(lowered, target, database)
+        vm = relax.VirtualMachine(executable, tvm.cpu())
+        inputs = [tvm.runtime.tensor(x.detach().cpu().contiguous().numpy(), tvm.cpu()) for x in example_inputs]
+        return TVMRunner(vm, inputs, threads)
+
+    def versions(self) -> dict[str, str]:
+        tvm = _require_tvm()
+        import tvm_ffi
+
+        out = {
+            "tvm": tvm.__version__,
+            "tvm_ffi": tvm_ffi.__version__,
+            "target": json.dumps({"kind": "llvm", "mcpu": self.host_mcpu()}),
+            "pipeline": "relax default + dlight cpu" + (" + meta_schedule" if self.tune_trials else ""),
+            "tune_trials": str(self.tune_trials),
+        }
+        if self.tune_trials:
+            out["seed"] = str(self.seed)
+        return out
+
+    # --- tuning ----------------------------------------------------------------------------------
+    def untuned_tasks(self, module: Any, example_inputs: tuple[Any, ...], *, threads: int = 1) -> list[str]:
+        """Names of the fused tasks of `module` that the database has no schedule for (what tuning would cost)."""
+        target = self.target(threads)
+        tasks = _extract_tasks(_prepare(_import_torch(module, example_inputs), target), target)
+        database = load_database(self.database_dir(threads))
+        return [t.task_name for t in tasks if not _has_record(database, t, target)]
+
+    def _tune_new_tasks(self, lowered: Any, target: Any, database: Any, folder: Path) -> list[str]:
+        from tvm.s_tir import meta_schedule as ms
+
+        new = [t for t in _extract_tasks(lowered, target) if not _has_record(database, t, target)]
+        if not new:
+            return []
+        # The search scores `population` candidates with its cost model to pick `tune_trials` to measure;
+        # TVM's 512 is sized for thousands of trials and only burns CPU when a task gets a few dozen.
+        strategy = ms.search_strategy.EvolutionarySearch(population_size=min(512, max(64, 8 * self.tune_trials)))
+        quiet = logging.getLogger("tvm.s_tir.meta_schedule")
+        if quiet.level == logging.NOTSET:  # TVM would print every trial's table to stdout at DEBUG
+            quiet.setLevel(logging.WARNING)
+        with tempfile.TemporaryDirectory(prefix="nas-tvm-logs-") as logs:
+            contexts, weights = ms.relax_integration.extracted_tasks_to_tune_contexts(new, work_dir=logs, strategy=strategy, seed=self.seed)
+            ms.tune_tasks(
+                tasks=contexts,
+                task_weights=weights,
+                work_dir=logs,
+                max_trials_global=self.tune_trials * len(contexts),
+                max_trials_per_task=self.tune_trials,
+                num_trials_per_iter=min(64, self.tune_trials),
+                builder=_in_process_builder(),
+                runner=ms.runner.LocalRunner(timeout_sec=self.run_timeout_s),
+                database=database,
+                task_scheduler="round-robin",
+                module_equality=MODULE_EQUALITY,
+            )
+        save_database(database, folder)
+        return [t.task_name for t in new]
+
+
+# --- helpers ----------------------------------------------------------------------------------------
+
+
+def _import_torch(module: Any, example_inputs: tuple[Any, ...]) -> Any:
+    """The relax IRModule of `module` in inference mode, with weights bound as constants."""
+    import torch
+    from tvm.relax.frontend.torch import from_exported_program
+
+    was_training = module.training
+    module.eval()
+    try:
+        with torch.no_grad():
+            exported = torch.export.export(module, tuple(example_inputs))
+    finally:
+        module.train(was_training)
+    return from_exported_program(exported, keep_params_as_input=False)
+
+
+def _prepare(mod: Any, target: Any) -> Any:
+    """Legalise and fuse, exactly as the tuning tasks are keyed (so database lookups find them)."""
+    import tvm
+    from tvm import relax
+
+    with target:
+        return tvm.transform.Sequential(
+            [
+                relax.transform.DecomposeOpsForInference(),
+                relax.transform.CanonicalizeBindings(),
+                relax.transform.LegalizeOps(),
+                relax.transform.AnnotateTIROpPattern(),
+                relax.transform.FoldConstant(),
+                relax.transform.FuseOps(),
+                relax.transform.FuseTIR(),
+            ]
+        )(mod)
+
+
+def _extract_tasks(lowered: Any, target: Any) -> list[Any]:
+    from tvm.s_tir import meta_schedule as ms
+
+    tasks = ms.relax_integration.extract_tasks(lowered, target, module_equality=MODULE_EQUALITY)
+    return [t for t in tasks if not t.mod.attrs.get("tirx.is_scheduled", False)]
+
+
+def _in_process_builder() -> Any:
+    """A MetaSchedule builder that compiles candidates in this process.
+
+    Why: TVM's LocalBuilder starts a fresh worker process for every batch (to dodge a memory leak), and
+    each worker imports TVM: 14 s of a ~1 min task on a loaded 2-core machine, against ~1 s to compile
+    the batch. A failed build is reported as a failed candidate, as LocalBuilder does.
+    """
+    from tvm.ir.utils import derived_object
+    from tvm.s_tir.meta_schedule.builder import BuilderResult, PyBuilder
+    from tvm.s_tir.meta_schedule.builder.local_builder import default_build, default_export
+
+    @derived_object
+    class InProcessBuilder(PyBuilder):
+        def build(self, build_inputs: list[Any]) -> list[Any]:
+            results = []
+            for item in build_inputs:
+                try:
+                    results.append(BuilderResult(default_export(default_build(item.mod, item.target, None)), None))
+                except Exception as exc:  # noqa: BLE001 - TVM raises its own error types for bad schedules
+                    results.append(BuilderResult(None, f"in-process build failed: {type(exc).__name__}: {str(exc)[:2000]}"))
+            return results
+
+    return InProcessBuilder()
+
+
+def _has_record(database: Any, task: Any, target: Any) -> bool:
+    return database.query_tuning_record(task.dispatched[0], target, task.task_name) is not None
+
+
+def _build(lowered: Any, target: Any, database: Any | None) -> Any:
+    import tvm
+    from tvm import relax
+    from tvm.s_tir import dlight as dl
+
+    with target:
+        if database is not None:
+            with database:
+                lowered = relax.transform.MetaScheduleApplyDatabase()(lowered)
+        lowered = dl.ApplyDefaultSchedule(dl.cpu.GEMV(), dl.cpu.Reduction())(lowered)
+    return tvm.compile(lowered, target)
+
+
+def load_database(folder: Path) -> Any:
+    """An in-memory MetaSchedule database holding the best record per workload stored in `folder`."""
+    from tvm.s_tir import meta_schedule as ms
+
+    database = ms.database.MemoryDatabase(module_equality=MODULE_EQUALITY)
+    workloads_path, records_path = folder / WORKLOAD_FILE, folder / RECORD_FILE
+    if not (workloads_path.is_file() and records_path.is_file()):
+        return database
+    try:
+        workloads = [ms.database.Workload.from_json(json.loads(line)) for line in _lines(workloads_path)]
+        committed = [database.commit_workload(w.mod) for w in workloads]
+        for line in _lines(records_path):
+            index, record = json.loads(line)
+            database.commit_tuning_record(ms.database.TuningRecord.from_json(record, committed[int(index)]))
+    except (ValueError, IndexError, TypeError) as exc:
+        raise ValueError(f"TVM tuning database {folder} is corrupted ({type(exc).__name__}); delete the folder to re-tune") from None
+    return database
+
+
+def save_database(database: Any, folder: Path) -> None:
+    """Write the best record per workload in TVM's JSON-lines layout, each file atomically."""
+    from tvm.s_tir import meta_schedule as ms
+
+    best = ms.database.MemoryDatabase(module_equality=MODULE_EQUALITY)
+    database.dump_pruned(best)
+    records = best.get_all_tuning_records()
+    folder.mkdir(parents=True, exist_ok=True)
+    index: dict[str, int] = {}
+    workload_lines: list[str] = []
+    record_lines: list[str] = []
+    for record in records:
+        workload = record.workload.as_json()
+        key = workload[0]
+        if key not in index:
+            index[key] = len(workload_lines)
+            workload_lines.append(json.dumps(workload))
+        record_lines.append(json.dumps([index[key], record.as_json()]))
+    write_atomic(folder / WORKLOAD_FILE, "".join(f"{line}\n" for line in workload_lines))
+    write_atomic(folder / RECORD_FILE, "".join(f"{line}\n" for line in record_lines))
+
+
+def _lines(path: Path) -> list[str]:
+    return [line for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
+

@@ -1,0 +1,245 @@
+"""Files behind `nas lut fit` and `nas lut predict`: measurement tables in, fitted LUTs and predictions out.
+
+Why its own module: the fit itself (`nas.cost.fit`) works on arrays; turning a user's CSV into those
+arrays is where bad input shows up (a missing column, a latency of 0, a malformed arch string on line
+4,812), and each such problem must become one line that names the file, the line and the fix. A
+measurement table has an `arch_str` column and one latency column (ms) per device, like the shared
+`nb201/latency_ms.csv.gz`; columns named in `ID_COLUMNS` are identifiers, never devices.
+"""
+
+from __future__ import annotations
+
+import csv
+import gzip
+import hashlib
+import io
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from nas._io import write_atomic
+from nas.cost.fit import ArchPool, FitError, ReferenceTables, fit_with_model, validation_figures
+from nas.cost.lut import LUT, LUTError
+from nas.spaces.base import Arch, InvalidArchError, SearchSpace
+
+ARCH_COLUMN = "arch_str"
+ID_COLUMNS = frozenset({"arch_str", "arch_idx", "idx", "config_id", "op_idx_list"})
+
+
+class MeasurementError(ValueError):
+    """A measurement or arch file that cannot be used; the message names the file and the fix."""
+
+
+def file_sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for block in iter(lambda: fh.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def _parse_archs(space: SearchSpace, texts: Sequence[str], path: Path, first_line: int | Sequence[int]) -> list[Arch]:
+    lines = range(first_line, first_line + len(texts)) if isinstance(first_line, int) else first_line
+    archs = []
+    for text, line in zip(texts, lines):
+        try:
+            archs.append(space.from_string(str(text)))
+        except InvalidArchError as exc:
+            raise MeasurementError(f"{path} line {line}: {exc}") from None
+    return archs
+
+
+@dataclass
+class Measurements:
+    """A parsed measurement table: archs (file order) and their latencies per device (ms)."""
+
+    path: Path
+    space: SearchSpace
+    archs: list[Arch]
+    latencies: pd.DataFrame  # one float column per device, rows in file order
+    sha256: str
+
+    @property
+    def devices(self) -> list[str]:
+        return list(self.latencies.columns)
+
+    def column(self, device: str) -> np.ndarray:
+        """The latencies of `device`, checked numeric and positive (errors name the file line)."""
+        if device not in self.latencies.columns:
+            raise MeasurementError(f"{self.path} has no column {device!r}; its columns are {', '.join(self.devices)}")
+        raw = self.latencies[device]
+        values = pd.to_numeric(raw, errors="coerce").to_numpy(dtype=float)
+        bad = ~np.isfinite(values)
+        if bad.any():
+            i = int(np.flatnonzero(bad)[0])
+            raise MeasurementError(f"{self.path} line {i + 2}: latency {raw.iloc[i]!r} in column {device!r} is not a number")
+        if (values <= 0).any():
+            i = int(np.flatnonzero(values <= 0)[0])
+            raise MeasurementError(f"{self.path} line {i + 2}: latency {values[i]:g} in column {device!r} is not positive")
+        return values
+
+
+def read_measurements(path: str | Path, space: SearchSpace) -> Measurements:
+    """Read a CSV (optionally gzip) with an `arch_str` column and one latency column per device."""
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"measurement file {path} not found")
+    try:
+        frame = pd.read_csv(path, dtype={ARCH_COLUMN: str})
+    except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError, EOFError, OSError, gzip.BadGzipFile) as exc:
+        raise MeasurementError(f"{path} is not a readable CSV: {str(exc).splitlines()[0] if str(exc) else type(exc).__name__}") from None
+    if ARCH_COLUMN not in frame.columns:
+        raise MeasurementError(f"{path} has no {ARCH_COLUMN!r} column; its columns are {', '.join(map(str, frame.columns))}")
+    if frame[ARCH_COLUMN].isna().any():
+        i = int(np.flatnonzero(frame[ARCH_COLUMN].isna())[0])
+        raise MeasurementError(f"{path} line {i + 2}: empty {ARCH_COLUMN}")
+    archs = _parse_archs(space, frame[ARCH_COLUMN].tolist(), path, 2)
+    devices = [str(c) for c in frame.columns if str(c) not in ID_COLUMNS]
+    return Measurements(path, space, archs, frame[devices], file_sha256(path))
+
+
+def reference_devices(measurements: Measurements, device: str, choice: str) -> list[str]:
+    """`all` (every other device column holding only positive numbers), `none`, or a comma list."""
+    if choice == "none":
+        return []
+    if choice == "all":
+        usable = []
+        for name in measurements.devices:
+            values = pd.to_numeric(measurements.latencies[name], errors="coerce")
+            if name != device and values.notna().all() and (values > 0).all():
+                usable.append(name)
+        return usable
+    names = [n.strip() for n in choice.split(",") if n.strip()]
+    if device in names:
+        raise MeasurementError(f"--reference-devices includes the device being fitted ({device!r}); leave it out")
+    for name in names:
+        measurements.column(name)
+    return names
+
+
+def sample_rows(n_rows: int, k: int, seed: int) -> np.ndarray:
+    """K distinct random row indices (sorted), reproducible from the seed."""
+    if k < 2:
+        raise MeasurementError(f"--samples must be at least 2, got {k}")
+    if k > n_rows:
+        raise MeasurementError(f"--samples {k} is larger than the {n_rows} rows available")
+    return np.sort(np.random.default_rng(seed).choice(n_rows, size=k, replace=False))
+
+
+@dataclass
+class FitReport:
+    """What `nas lut fit` stores in the sidecar's `validation[space]` and prints."""
+
+    lut: LUT
+    validation: dict[str, Any]
+
+
+def fit_from_measurements(
+    measurements: Measurements, device: str, *, samples: int, seed: int, references: Sequence[str], method: str | None = None
+) -> FitReport:
+    """Fit on `samples` random rows, validate on every other row of the file.
+
+    The pool the LUT is distilled on (transfer) and must price is the whole file; the held-out rows'
+    measured latencies of `device` are never seen by the fit.
+    """
+    y = measurements.column(device)
+    method = method or ("transfer" if references else "nnls+terms")
+    if method == "transfer" and not references:
+        raise MeasurementError("method 'transfer' needs reference devices; pass --reference-devices all or a list")
+    rows = sample_rows(len(y), samples, seed)
+    if samples == len(y):
+        raise MeasurementError(f"--samples {samples} uses every row of {measurements.path}; leave some rows to validate on")
+    try:
+        pool = ArchPool(measurements.space, measurements.archs)
+    except FitError as exc:
+        raise MeasurementError(f"{measurements.path}: {exc}") from None
+    reference = None
+    if references:
+        reference = ReferenceTables(pool, np.column_stack([measurements.column(d) for d in references]), tuple(references))
+    fit_archs = [measurements.archs[i] for i in rows]
+    fitted = fit_with_model(
+        measurements.space, fit_archs, y[rows], device=device, method=method, seed=seed,  # type: ignore[arg-type]
+        reference=reference if method == "transfer" else None, pool=None if method == "transfer" else pool,
+    )
+    lut = fitted.lut
+    held = np.ones(len(y), dtype=bool)
+    held[rows] = False
+    predicted = pool.predict(lut)
+    validation: dict[str, Any] = {
+        "kind": "fitted",
+        "device": device,
+        "method": method,
+        "k": int(samples),
+        "seed": int(seed),
+        "reference_devices": list(references) if method == "transfer" else [],
+        "source": measurements.path.name,
+        "source_sha256": measurements.sha256,
+        "heldout": "every row of the source not used for fitting",
+        **validation_figures(predicted[held], y[held]),
+    }
+    if fitted.model is not None:
+        teacher = fitted.model.predict()
+        validation["before_distillation"] = validation_figures(teacher[held], y[held])
+        validation["distillation"] = lut.meta["fit"][measurements.space.name]["distillation"]
+    if np.all(y == np.round(y)):
+        validation["note"] = "measurements are whole milliseconds: ties in the truth cap rank correlation"
+    return FitReport(lut, validation)
+
+
+def save_fitted(report: FitReport, out: Path, space: str, *, overwrite: bool) -> Path:
+    """Write the fitted rows into `out`, keeping rows (and figures) of other spaces already there."""
+    lut = report.lut
+    table, meta = lut.table, {**lut.meta}
+    if out.exists():
+        try:
+            old = LUT.load(out)
+        except LUTError as exc:
+            raise MeasurementError(f"cannot add to {out}: {exc}") from None
+        if space in old.spaces and not overwrite:
+            raise MeasurementError(f"{out} already holds {space} rows; pass --overwrite to replace them or choose another --out")
+        if old.meta.get("device") not in (None, meta.get("device")):
+            raise MeasurementError(f"{out} is a LUT of device {old.meta.get('device')!r}, not {meta.get('device')!r}; choose another --out")
+        kept = old.table[old.table["space"] != space]
+        table = pd.concat([kept, table], ignore_index=True)
+        for key in ("validation", "fit"):
+            merged = {s: v for s, v in dict(old.meta.get(key, {})).items() if s != space}
+            meta[key] = {**merged, **meta.get(key, {})}
+    meta["validation"] = {**meta.get("validation", {}), space: report.validation}
+    return LUT(table.reset_index(drop=True), meta).save(out)
+
+
+def read_archs(path: str | Path, space: SearchSpace) -> list[Arch]:
+    """Archs from a CSV with an `arch_str` column or from a text file of one arch string per line."""
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"arch file {path} not found")
+    try:
+        raw = path.read_bytes()
+        text = (gzip.decompress(raw) if raw[:2] == b"\x1f\x8b" else raw).decode("utf-8")
+    except (OSError, UnicodeDecodeError, EOFError, gzip.BadGzipFile) as exc:
+        raise MeasurementError(f"{path} is not a readable text file: {type(exc).__name__}") from None
+    lines = text.splitlines()
+    header = next(csv.reader([lines[0]])) if lines else []
+    if ARCH_COLUMN in [h.strip() for h in header]:
+        rows = list(csv.DictReader(io.StringIO(text)))
+        texts = [(r.get(ARCH_COLUMN) or "").strip() for r in rows]
+        if any(not t for t in texts):
+            line = texts.index("") + 2
+            raise MeasurementError(f"{path} line {line}: empty {ARCH_COLUMN}")
+        archs = _parse_archs(space, texts, path, 2)
+    else:
+        numbered = [(i + 1, line.strip()) for i, line in enumerate(lines) if line.strip()]
+        archs = _parse_archs(space, [t for _, t in numbered], path, [i for i, _ in numbered])
+    if not archs:
+        raise MeasurementError(f"{path} holds no architectures (expected an {ARCH_COLUMN} column or one arch string per line)")
+    return archs
+
+
+def write_predictions(path: Path, space: SearchSpace, archs: Sequence[Arch], latency_ms: np.ndarray) -> None:
+    frame = pd.DataFrame({"arch_str": [space.to_string(a) for a in archs], "latency_ms": latency_ms})
+    path.parent.mkdir(parents=True, exist_ok=True)
+    write_atomic(path, frame.to_csv(index=False))

@@ -1,0 +1,300 @@
+"""How well a LUT predicts whole networks on this machine, and an optional calibration against them.
+
+Why validate end to end: a LUT sums operators measured alone, but a network runs them back to back through
+one framework call, with operator fusion, layout changes and dead-code removal in compiled backends. Only
+measuring real networks with the same backend and threads says how far the sum is from the truth.
+The figures (MAPE, share within +-10 %, Spearman, Kendall tau, bias) go into the LUT's sidecar under
+`validation[space]` and the per-arch table beside the LUT as `NAME.validation.csv`, so `nas lut list` and
+`LUTProvider.provenance()` show them. nn-Meter's anchor: 99.0 % of networks within +-10 % on a mobile CPU.
+"""
+
+from __future__ import annotations
+
+import copy
+import datetime as dt
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+from scipy import stats
+from scipy.optimize import lsq_linear
+
+from nas._io import write_atomic
+from nas.cost.build import load_average, measure_archs, timing_settings
+from nas.cost.lut import INTERCEPT, LUT, LUTError
+from nas.spaces.base import Arch, SearchSpace
+
+Progress = Callable[[int, int], None]
+
+
+def accuracy_figures(predicted: np.ndarray, measured: np.ndarray) -> dict[str, float]:
+    """Agreement of predicted with measured latencies (both `n_archs`, ms).
+
+    `bias` is the median of predicted/measured (1.0 = unbiased); `within_10pct` the share (%) of archs
+    whose prediction is within +-10 % of the measurement.
+
+    Example:
+        >>> figs = accuracy_figures(np.array([1.0, 2.2, 3.0]), np.array([1.0, 2.0, 3.3]))
+        >>> figs["within_10pct"], round(figs["mape_pct"], 2), figs["spearman"]
+        (100.0, 6.36, 1.0)
+    """
+    predicted = np.asarray(predicted, dtype=float)
+    measured = np.asarray(measured, dtype=float)
+    if predicted.shape != measured.shape or predicted.ndim != 1 or len(predicted) < 2:
+        raise ValueError(f"need two equal 1-D arrays of at least 2 latencies, got shapes {predicted.shape} and {measured.shape}")
+    ratio = predicted / measured
+    ape = np.abs(ratio - 1.0) * 100.0
+    return {
+        "n_archs": int(len(measured)),
+        "mape_pct": float(ape.mean()),
+        "within_10pct": float((ape <= 10.0 + 1e-9).mean() * 100.0),  # 10 % itself counts, despite rounding
+        "within_5pct": float((ape <= 5.0 + 1e-9).mean() * 100.0),
+        "worst_ape_pct": float(ape.max()),
+        "spearman": float(stats.spearmanr(predicted, measured).statistic),
+        "kendall_tau": float(stats.kendalltau(predicted, measured).statistic),
+        "bias": float(np.median(ratio)),
+    }
+
+
+def random_archs(space: SearchSpace, n: int, seed: int, exclude: Sequence[str] = ()) -> list[Arch]:
+    """`n` distinct random archs (by canonical string), none in `exclude`, drawn with `seed`."""
+    if n < 2:
+        raise ValueError(f"need at least 2 archs to validate, got {n}")
+    banned = set(exclude)
+    if space.size is not None and space.size - len(banned) < n:
+        raise ValueError(f"space {space.name!r} has {space.size} archs ({len(banned)} used for calibration); cannot draw {n} distinct ones")
+    rng = np.random.default_rng(seed)
+    picked: dict[str, Arch] = {}
+    while len(picked) < n:
+        arch = space.sample(rng)
+        text = space.to_string(arch)
+        if text not in banned:
+            picked.setdefault(text, arch)
+    return list(picked.values())
+
+
+def _layer_kwargs(lut: LUT, space: SearchSpace, dataset: str | None) -> dict[str, Any]:
+    if dataset is not None:
+        return {"dataset": dataset}
+    stored = lut.meta.get("build", {}).get(space.name, {}).get("layer_kwargs")
+    return dict(stored) if isinstance(stored, Mapping) else {}
+
+
+def _timing(lut: LUT, space: SearchSpace, timing: Mapping[str, Any] | None, threads: int) -> dict[str, Any]:
+    """The LUT's own build timing (so networks are timed like its operators), then `timing`'s overrides."""
+    stored = lut.meta.get("build", {}).get(space.name, {}).get("timing")
+    return timing_settings({**(stored if isinstance(stored, Mapping) else {}), **(timing or {})}, threads)
+
+
+def _check_backend(lut: LUT, backend: str, threads: int) -> None:
+    built = lut.meta.get("backend")
+    if built is not None and built != backend:
+        raise LUTError(f"LUT {lut.name} was measured with backend {built!r}; validate it with --backend {built}, not {backend!r}")
+    built_threads = lut.meta.get("threads")
+    if built_threads is not None and int(built_threads) != threads:
+        raise LUTError(f"LUT {lut.name} was measured with {built_threads} thread(s); validate it with --threads {built_threads}, not {threads}")
+
+
+@dataclass
+class Validation:
+    """Figures (as stored in the sidecar) and the per-arch table (as written to `NAME.validation.csv`)."""
+
+    figures: dict[str, Any]
+    table: pd.DataFrame
+
+
+def validation_path(lut_path: Path) -> Path:
+    """`DIR/NAME.validation.csv` beside `DIR/NAME.csv`."""
+    return lut_path.with_name(lut_path.name.removesuffix(".gz").removesuffix(".csv") + ".validation.csv")
+
+
+def validate_lut(
+    lut: LUT,
+    space: SearchSpace,
+    backend: str,
+    *,
+    n_archs: int = 50,
+    seed: int = 0,
+    processes: int = 3,
+    threads: int = 1,
+    dataset: str | None = None,
+    timing: Mapping[str, Any] | None = None,
+    progress: Progress | None = None,
+    save: bool = True,
+) -> Validation:
+    """Measure `n_archs` random whole networks through `backend` and compare with `lut.predict`.
+
+    Archs used to calibrate the LUT are never drawn. Networks are timed as the LUT's operators were (its
+    recorded timing, `timing` overriding). With `save` and a LUT loaded from a file, the figures are
+    written into its sidecar and the per-arch table beside it.
+    """
+    lut.check_space(space)
+    _check_backend(lut, backend, threads)
+    layer_kwargs = _layer_kwargs(lut, space, dataset)
+    calibration = lut.meta.get("calibration", {}).get(space.name, {})
+    archs = random_archs(space, n_archs, seed, exclude=calibration.get("archs", ()))
+    predicted = lut.predict(space, archs, **layer_kwargs)  # a missing signature fails here, before measuring
+    settings = _timing(lut, space, timing, threads)
+    load_before = load_average()
+    measured, per_process = measure_archs(
+        space, archs, backend, processes=processes, threads=threads, timing=settings, seed=seed, progress=progress, **layer_kwargs
+    )
+    figures: dict[str, Any] = {
+        **accuracy_figures(predicted, measured),
+        "seed": seed,
+        "processes": processes,
+        "threads": threads,
+        "backend": backend,
+        "date": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
+        "load_before": load_before,
+        "load_after": load_average(),
+        "process_spread_pct": _process_spread(per_process),
+        "timing": settings,
+    }
+    table = pd.DataFrame(
+        {
+            "arch": [space.to_string(a) for a in archs],
+            "n_layers": [len(space.layers(a, **layer_kwargs)) for a in archs],
+            "measured_ms": measured,
+            "predicted_ms": predicted,
+            "ratio": predicted / measured,
+        }
+    )
+    for p in range(per_process.shape[0]):
+        table[f"process{p}_ms"] = per_process[p]
+    lut.meta.setdefault("validation", {})[space.name] = figures
+    if save and lut.path is not None:
+        lut.save(lut.path)
+        write_atomic(validation_path(lut.path), table.to_csv(index=False))
+    return Validation(figures, table)
+
+
+def _process_spread(per_process: np.ndarray) -> dict[str, float]:
+    """How far single processes stray from the median of processes: median and max over archs, in %."""
+    if per_process.shape[0] < 2:
+        return {"median": 0.0, "max": 0.0}
+    med = np.median(per_process, axis=0)
+    spread = (per_process.max(axis=0) - per_process.min(axis=0)) / med * 100.0
+    return {"median": float(np.median(spread)), "max": float(spread.max())}
+
+
+#: Calibration models `calibrate_lut` can fit (see its docstring).
+CALIBRATION_MODELS = ("scale", "offset")
+#: Weight of the prior "factor = 1" against the relative-error terms of the scale model.
+RIDGE = 1e-6
+
+
+def _sums_by_op(lut: LUT, space: SearchSpace, archs: Sequence[Arch], layer_kwargs: Mapping[str, Any]) -> tuple[list[str], np.ndarray, np.ndarray]:
+    """Operator types, `n_archs x n_types` sums of their LUT rows, and `n_archs x n_types` counts."""
+    costs = lut.costs(space.name)
+    layers = [space.layers(a, **layer_kwargs) for a in archs]
+    ops = sorted({sig.op for layer in layers for sig in layer})
+    column = {op: j for j, op in enumerate(ops)}
+    sums = np.zeros((len(archs), len(ops)))
+    counts = np.zeros((len(archs), len(ops)))
+    for i, layer in enumerate(layers):
+        for sig in layer:
+            sums[i, column[sig.op]] += costs[sig.key()]
+            counts[i, column[sig.op]] += 1
+    return ops, sums, counts
+
+
+def calibrate_lut(
+    lut: LUT,
+    space: SearchSpace,
+    backend: str,
+    *,
+    n_archs: int = 30,
+    model: str = "scale",
+    seed: int = 0,
+    processes: int = 3,
+    threads: int = 1,
+    timing: Mapping[str, Any] | None = None,
+    progress: Progress | None = None,
+    **layer_kwargs: Any,
+) -> LUT:
+    """A copy of `lut` corrected to match `n_archs` measured whole networks; format and keys unchanged.
+
+    Models (fitted by least squares on relative error, so small and large networks weigh alike):
+    - "scale": `measured = a + sum over op types t of s_t * (LUT sum of type t)`, `s_t >= 0`. Rows of type
+      t are multiplied by `s_t`: this absorbs what a type costs inside a network on average (ONNX Runtime
+      folds, fuses and de-duplicates some operators; eager frameworks pay dispatch per call). Types whose
+      sum does not vary over the archs cannot be told from the intercept and keep `s_t = 1`; types that
+      always occur together share what the data says, staying as close to 1 as it allows.
+    - "offset": `measured = lut_sum + a + b * n_layers`; `b` is added to every operator row.
+    `a` is added to the intercept. The archs (drawn with `seed + 1`) are recorded in the sidecar, and
+    `validate_lut` never draws them.
+    """
+    if model not in CALIBRATION_MODELS:
+        raise ValueError(f"unknown calibration model {model!r}; expected one of {list(CALIBRATION_MODELS)}")
+    lut.check_space(space)
+    _check_backend(lut, backend, threads)
+    archs = random_archs(space, n_archs, seed + 1)
+    lut.predict(space, archs, **layer_kwargs)  # a missing signature fails here, before measuring
+    measured, _ = measure_archs(
+        space, archs, backend, processes=processes, threads=threads, timing=_timing(lut, space, timing, threads), seed=seed + 1,
+        progress=progress, **layer_kwargs,
+    )
+    calibrated = fit_calibration(lut, space, archs, measured, model=model, **layer_kwargs)
+    calibrated.meta["calibration"][space.name]["seed"] = seed + 1
+    return calibrated
+
+
+def fit_calibration(lut: LUT, space: SearchSpace, archs: Sequence[Arch], measured: np.ndarray, *, model: str = "scale", **layer_kwargs: Any) -> LUT:
+    """The fitting step of `calibrate_lut`, given the archs' measured latencies (`n_archs`, ms)."""
+    if model not in CALIBRATION_MODELS:
+        raise ValueError(f"unknown calibration model {model!r}; expected one of {list(CALIBRATION_MODELS)}")
+    measured = np.asarray(measured, dtype=float)
+    before = lut.predict(space, archs, **layer_kwargs)
+    ops, sums, counts = _sums_by_op(lut, space, archs, layer_kwargs)
+    weight = 1.0 / measured
+    if model == "scale":
+        varying = [j for j in range(len(ops)) if np.ptp(sums[:, j]) > 1e-12]
+        design = np.column_stack([np.ones(len(archs)), sums[:, varying]]) * weight[:, None]
+        target = (measured - (before - sums[:, varying].sum(axis=1))) * weight
+        # A faint pull of every factor towards 1: where types always occur together (each NB201 conv
+        # brings its ReLU and BatchNorm) the data cannot split their factors, and then none should move.
+        prior = np.sqrt(RIDGE) * np.eye(len(varying) + 1)[1:]
+        fit = lsq_linear(
+            np.vstack([design, prior]), np.concatenate([target, np.sqrt(RIDGE) * np.ones(len(varying))]),
+            bounds=([-np.inf] + [0.0] * len(varying), np.inf),
+        )
+        offset, scales, per_layer = float(fit.x[0]), {ops[j]: float(s) for j, s in zip(varying, fit.x[1:])}, 0.0
+    else:
+        design = np.column_stack([np.ones(len(archs)), counts.sum(axis=1)])
+        (offset, per_layer), *_ = np.linalg.lstsq(design * weight[:, None], (measured - before) * weight, rcond=None)
+        offset, per_layer, scales = float(offset), float(per_layer), {}
+    calibrated = LUT(_corrected(lut.table, space.name, offset, scales, per_layer), copy.deepcopy(lut.meta), lut.path)
+    after = calibrated.predict(space, archs, **layer_kwargs)
+    calibrated.meta.setdefault("calibration", {})[space.name] = {
+        "model": model,
+        "formula": "measured = a + sum_t s_t * lut_sum_t" if model == "scale" else "measured = lut_sum + a + b * n_layers",
+        "intercept_ms": offset,
+        "scales": scales,
+        "per_layer_ms": per_layer,
+        "n_archs": len(archs),
+        "before": accuracy_figures(before, measured),
+        "after_in_sample": accuracy_figures(after, measured),
+        "archs": [space.to_string(a) for a in archs],
+    }
+    return calibrated
+
+
+def _corrected(table: pd.DataFrame, space: str, offset: float, scales: Mapping[str, float], per_layer: float) -> pd.DataFrame:
+    table = table.copy()
+    rows = table["space"] == space
+    ops = table["key"].str.split(":", n=1).str[0]
+    spread = [c for c in ("min_ms", "max_ms") if c in table.columns]
+    for op, scale in scales.items():
+        mask = rows & (ops == op)
+        table.loc[mask, ["latency_ms", *spread, *(["std_ms"] if "std_ms" in table.columns else [])]] *= scale
+    operators = rows & (table["key"] != INTERCEPT)
+    table.loc[operators, ["latency_ms", *spread]] += per_layer
+    if not (rows & (table["key"] == INTERCEPT)).any():
+        table = pd.concat([table, pd.DataFrame([{"space": space, "key": INTERCEPT, "latency_ms": 0.0}])], ignore_index=True)
+        rows = table["space"] == space
+    table.loc[rows & (table["key"] == INTERCEPT), ["latency_ms", *spread]] += offset
+    return table

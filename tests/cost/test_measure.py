@@ -1,0 +1,102 @@
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from nas.cost.measure import backends, time_runner
+from nas.cost.measure._fresh import MeasurementInputError, run_fresh
+from nas.cost.measure._jobs import time_signatures
+from nas.cost.measure.ops import KNOWN_OPS, Chain, UnknownOperatorError, module_for_signature, null_module, producer_for
+from nas.spaces import NB201Space
+from nas.spaces.base import LayerSignature
+from nas.spaces.nb201_network import ResNetBasicblock, _edge_op
+
+TINY = NB201Space("tiny", ops=("none", "skip_connect", "nor_conv_1x1", "nor_conv_3x3", "avg_pool_3x3"), channels=4, cells_per_stage=1)
+FAST = {"warmup": 1, "repeats": 2, "target_s": 0.001}
+
+
+def _every_op_signature() -> list[LayerSignature]:
+    arch = TINY.from_string("|nor_conv_3x3~0|+|avg_pool_3x3~0|nor_conv_1x1~1|+|skip_connect~0|nor_conv_3x3~1|avg_pool_3x3~2|")
+    return TINY.layers(arch, input_size=9)  # odd size: the reduction's 2x2 pool must use ceil_mode
+
+
+def test_every_operator_of_a_network_builds_with_the_shape_the_next_layer_expects():
+    layers = _every_op_signature()
+    assert {sig.op for sig in layers} == set(KNOWN_OPS)
+    for sig in layers:
+        module, inputs = module_for_signature(sig)
+        out = module(*inputs)
+        if sig.op == "linear":
+            assert tuple(out.shape) == (1, sig.out_channels)
+        elif sig.op == "global_avgpool":
+            assert tuple(out.shape) == (1, sig.in_shape[1])
+        else:
+            assert out.shape[1] == sig.out_channels, sig.key()
+
+
+def test_pools_compute_exactly_what_the_nb201_network_computes():
+    x = torch.randn(1, 4, 9, 9)
+    cell_pool, _ = module_for_signature(LayerSignature("avgpool", (1, 4, 9, 9), out_channels=4, kernel=3, stride=1))
+    torch.testing.assert_close(cell_pool(x), _edge_op("avg_pool_3x3", 4)(x))
+    shortcut, _ = module_for_signature(LayerSignature("avgpool", (1, 4, 9, 9), out_channels=4, kernel=2, stride=2))
+    torch.testing.assert_close(shortcut(x), ResNetBasicblock(4, 8).downsample[0](x))
+
+
+def test_an_unknown_operator_is_a_one_line_error_listing_the_known_ones():
+    with pytest.raises(UnknownOperatorError, match=r"unknown op 'hswish'; expected one of \['add', 'avgpool'") as info:
+        module_for_signature(LayerSignature("hswish", (1, 4, 8, 8), out_channels=4))
+    assert "\n" not in str(info.value)
+
+
+def test_quantised_operators_are_refused_rather_than_timed_as_float():
+    with pytest.raises(ValueError, match="only 32-bit float operators are supported, got bits=8"):
+        module_for_signature(LayerSignature("conv", (1, 4, 8, 8), out_channels=4, kernel=3, bits=8))
+
+
+def test_only_batchnorm_is_priced_after_the_conv_that_produces_its_input():
+    bn = LayerSignature("bn", (1, 8, 4, 4), out_channels=8)
+    assert producer_for(bn) == LayerSignature("conv", (1, 8, 4, 4), out_channels=8, kernel=1)
+    assert producer_for(LayerSignature("relu", (1, 8, 4, 4), out_channels=8)) is None
+
+
+@pytest.mark.parametrize("name", ["torch", "onnxruntime"])
+def test_each_backend_runs_the_module_it_was_given(name):
+    backend = backends.get(name)()
+    module = Chain(*(module_for_signature(LayerSignature(op, (1, 5, 8, 8), out_channels=5, kernel=3))[0] for op in ("conv", "bn", "relu")))
+    x = torch.randn(1, 5, 8, 8)
+    out = backend.compile(module, (x,), threads=1)()
+    got = out if isinstance(out, torch.Tensor) else torch.from_numpy(out[0].numpy())
+    torch.testing.assert_close(got, module(x).detach(), rtol=1e-4, atol=1e-5)
+    assert all(isinstance(v, str) and v for v in backend.versions().values())
+    with pytest.raises(ValueError, match="threads must be >= 1, got 0"):
+        backend.compile(module, (x,), threads=0)
+
+
+def test_unknown_backend_names_the_known_ones():
+    with pytest.raises(KeyError, match="unknown backend 'tvmx'; known: onnxruntime, torch"):
+        backends.get("tvmx")
+
+
+def test_null_operator_is_cheaper_than_a_real_convolution():
+    backend = backends.get("torch")()
+    null = time_runner(backend.compile(*null_module(), threads=1), **FAST, number=50)
+    conv = module_for_signature(LayerSignature("conv", (1, 32, 32, 32), out_channels=32, kernel=3))
+    real = time_runner(backend.compile(*conv, threads=1), **FAST, number=5)
+    assert real.min_ms > null.min_ms
+
+
+def test_a_fresh_process_measures_and_reports_progress():
+    signatures = [LayerSignature("relu", (1, 4, 8, 8), out_channels=4), LayerSignature("bn", (1, 4, 8, 8), out_channels=4)]
+    ticks: list[int] = []
+    result = run_fresh(time_signatures, ("torch", signatures, 1, FAST, 0), on_tick=ticks.append)
+    assert sum(ticks) == len(signatures)
+    assert set(result["delta"]) == {s.key() for s in signatures}
+    assert result["null"] > 0 and np.isfinite(result["per_op"])
+
+
+def test_an_input_error_inside_a_fresh_process_comes_back_as_one_line():
+    bad = [LayerSignature("hswish", (1, 4, 8, 8), out_channels=4)]
+    with pytest.raises(MeasurementInputError, match="unknown op 'hswish'") as info:
+        run_fresh(time_signatures, ("torch", bad, 1, FAST, 0))
+    assert "\n" not in str(info.value)

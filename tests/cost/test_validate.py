@@ -1,0 +1,111 @@
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from nas.cost.lut import INTERCEPT, LUT, LUTError
+from nas.cost.validate import accuracy_figures, calibrate_lut, fit_calibration, random_archs, validate_lut, validation_path
+
+
+def test_accuracy_figures_match_hand_computed_values():
+    predicted = np.array([1.0, 2.2, 2.7, 5.0])
+    measured = np.array([1.0, 2.0, 3.0, 4.0])
+    figs = accuracy_figures(predicted, measured)
+    assert figs["mape_pct"] == pytest.approx((0 + 10 + 10 + 25) / 4)
+    assert figs["within_10pct"] == pytest.approx(75.0)  # 10 % exactly counts as within
+    assert figs["spearman"] == pytest.approx(1.0) and figs["kendall_tau"] == pytest.approx(1.0)
+    assert figs["bias"] == pytest.approx(np.median([1.0, 1.1, 0.9, 1.25]))
+    assert figs["worst_ape_pct"] == pytest.approx(25.0)
+
+
+def test_accuracy_figures_refuse_mismatched_inputs():
+    with pytest.raises(ValueError, match=r"need two equal 1-D arrays of at least 2 latencies, got shapes \(3,\) and \(2,\)"):
+        accuracy_figures(np.ones(3), np.ones(2))
+
+
+def test_random_archs_are_distinct_reproducible_and_avoid_excluded_ones(tiny_space):
+    first = random_archs(tiny_space, 20, seed=3)
+    assert len({tiny_space.to_string(a) for a in first}) == 20
+    assert first == random_archs(tiny_space, 20, seed=3)
+    banned = [tiny_space.to_string(a) for a in first[:10]]
+    again = random_archs(tiny_space, 20, seed=3, exclude=banned)
+    assert not {tiny_space.to_string(a) for a in again} & set(banned)
+    with pytest.raises(ValueError, match="has 729 archs .10 used for calibration.; cannot draw 720 distinct ones"):
+        random_archs(tiny_space, 720, seed=0, exclude=banned)
+
+
+def test_validation_stores_figures_in_the_sidecar_and_a_per_arch_table_beside_it(tmp_path, tiny_space, tiny_torch_lut, fast_timing):
+    path = tmp_path / "test__torch.csv"
+    LUT(tiny_torch_lut.table.copy(), dict(tiny_torch_lut.meta)).save(path)
+    lut = LUT.load(path)
+    result = validate_lut(lut, tiny_space, "torch", n_archs=4, seed=1, processes=1, timing=fast_timing)
+    stored = json.loads(path.with_suffix(".json").read_text())["validation"]["tiny201"]
+    assert stored["n_archs"] == 4 and stored["processes"] == 1 and stored["backend"] == "torch"
+    for key in ("mape_pct", "within_10pct", "spearman", "kendall_tau", "bias"):
+        assert stored[key] == pytest.approx(result.figures[key])
+    assert LUT.load(path).validation("tiny201")["mape_pct"] == pytest.approx(result.figures["mape_pct"])
+    table = pd.read_csv(validation_path(path))
+    assert validation_path(path).name == "test__torch.validation.csv"
+    assert len(table) == 4 and (table["measured_ms"] > 0).all()
+    archs = [tiny_space.from_string(s) for s in table["arch"]]
+    np.testing.assert_allclose(table["predicted_ms"], lut.predict(tiny_space, archs, dataset="cifar10"))
+    np.testing.assert_allclose(table["ratio"], table["predicted_ms"] / table["measured_ms"])
+
+
+def test_validation_refuses_another_backend_or_thread_count(tiny_space, tiny_torch_lut):
+    with pytest.raises(LUTError, match="was measured with backend 'torch'; validate it with --backend torch, not 'onnxruntime'"):
+        validate_lut(tiny_torch_lut, tiny_space, "onnxruntime", n_archs=2, save=False)
+    with pytest.raises(LUTError, match="was measured with 1 thread.s.; validate it with --threads 1, not 2"):
+        validate_lut(tiny_torch_lut, tiny_space, "torch", n_archs=2, threads=2, save=False)
+
+
+def _op_sums(space, lut, archs):
+    costs = lut.costs(space.name)
+    out = []
+    for arch in archs:
+        sums: dict[str, float] = {}
+        for sig in space.layers(arch, dataset="cifar10"):
+            sums[sig.op] = sums.get(sig.op, 0.0) + costs[sig.key()]
+        out.append(sums)
+    return out
+
+
+def test_scale_calibration_recovers_known_factors_per_operator_type(tiny_space, tiny_torch_lut):
+    archs = random_archs(tiny_space, 30, seed=5)
+    sums = _op_sums(tiny_space, tiny_torch_lut, archs)
+    intercept = tiny_torch_lut.costs("tiny201")[INTERCEPT]
+    # A backend that runs adds 2x slower than alone, convs 1.5x, and adds 0.2 ms per network.
+    factors = {"add": 2.0, "conv": 1.5}
+    truth = np.array([intercept + 0.2 + sum(factors.get(op, 1.0) * v for op, v in s.items()) for s in sums])
+    calibrated = fit_calibration(tiny_torch_lut, tiny_space, archs, truth, model="scale", dataset="cifar10")
+    cal = calibrated.meta["calibration"]["tiny201"]
+    assert cal["scales"]["add"] == pytest.approx(2.0, rel=1e-3) and cal["intercept_ms"] == pytest.approx(0.2, rel=1e-2)
+    assert "global_avgpool" not in cal["scales"]  # the same in every network: part of the intercept
+    np.testing.assert_allclose(calibrated.predict(tiny_space, archs, dataset="cifar10"), truth, rtol=1e-3)
+    assert cal["after_in_sample"]["mape_pct"] < 0.1 < cal["before"]["mape_pct"]
+    assert "calibration" not in tiny_torch_lut.meta  # the input LUT is left as it was
+
+
+def test_offset_calibration_adds_a_per_layer_cost_to_every_operator_row(tiny_space, tiny_torch_lut):
+    archs = random_archs(tiny_space, 12, seed=6)
+    n_layers = np.array([len(tiny_space.layers(a, dataset="cifar10")) for a in archs])
+    truth = tiny_torch_lut.predict(tiny_space, archs, dataset="cifar10") + 0.05 + 0.002 * n_layers
+    calibrated = fit_calibration(tiny_torch_lut, tiny_space, archs, truth, model="offset", dataset="cifar10")
+    cal = calibrated.meta["calibration"]["tiny201"]
+    assert (cal["intercept_ms"], cal["per_layer_ms"]) == pytest.approx((0.05, 0.002), rel=1e-6)
+    old, new = tiny_torch_lut.costs("tiny201"), calibrated.costs("tiny201")
+    assert all(new[k] == pytest.approx(v + (0.05 if k == INTERCEPT else 0.002)) for k, v in old.items())
+    with pytest.raises(ValueError, match=r"unknown calibration model 'cubic'; expected one of \['scale', 'offset'\]"):
+        fit_calibration(tiny_torch_lut, tiny_space, archs, truth, model="cubic", dataset="cifar10")
+
+
+def test_calibration_measures_its_own_archs_and_validation_never_draws_them(tiny_space, tiny_torch_lut, fast_timing):
+    calibrated = calibrate_lut(tiny_torch_lut, tiny_space, "torch", n_archs=4, seed=0, processes=1, timing=fast_timing, dataset="cifar10")
+    cal = calibrated.meta["calibration"]["tiny201"]
+    assert cal["n_archs"] == 4 and len(set(cal["archs"])) == 4 and cal["seed"] == 1
+    assert cal["before"]["n_archs"] == 4 and np.isfinite(cal["after_in_sample"]["mape_pct"])
+    drawn = random_archs(tiny_space, 50, seed=0, exclude=cal["archs"])
+    assert not {tiny_space.to_string(a) for a in drawn} & set(cal["archs"])
