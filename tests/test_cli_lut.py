@@ -77,7 +77,7 @@ def test_an_unknown_backend_lists_the_known_ones(tmp_path, space_file, command):
     path = _toy_lut(tmp_path / "toy__torch.csv")
     args = ["--out", str(tmp_path / "x.csv")] if command == "build" else [str(path)]
     text = _error(runner.invoke(app, ["lut", command, *args, "--space", str(space_file), "--backend", "tvmx", *FAST]))
-    assert "unknown backend 'tvmx'; known: onnxruntime, torch" in text
+    assert "unknown backend 'tvmx'; known: " in text and "onnxruntime" in text and "torch" in text
     assert not (tmp_path / "x.csv").exists()
 
 

@@ -20,7 +20,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 from scipy import stats
-from scipy.optimize import lsq_linear
+from scipy.optimize import least_squares, lsq_linear
 
 from nas._io import write_atomic
 from nas.cost.build import load_average, measure_archs, timing_settings
@@ -185,6 +185,8 @@ def _process_spread(per_process: np.ndarray) -> dict[str, float]:
 CALIBRATION_MODELS = ("scale", "offset")
 #: Weight of the prior "factor = 1" against the relative-error terms of the scale model.
 RIDGE = 1e-6
+#: Relative error beyond which the scale model's loss grows linearly rather than quadratically.
+ROBUST_SCALE = 0.05
 
 
 def _sums_by_op(lut: LUT, space: SearchSpace, archs: Sequence[Arch], layer_kwargs: Mapping[str, Any]) -> tuple[list[str], np.ndarray, np.ndarray]:
@@ -258,10 +260,12 @@ def fit_calibration(lut: LUT, space: SearchSpace, archs: Sequence[Arch], measure
         # A faint pull of every factor towards 1: where types always occur together (each NB201 conv
         # brings its ReLU and BatchNorm) the data cannot split their factors, and then none should move.
         prior = np.sqrt(RIDGE) * np.eye(len(varying) + 1)[1:]
-        fit = lsq_linear(
-            np.vstack([design, prior]), np.concatenate([target, np.sqrt(RIDGE) * np.ones(len(varying))]),
-            bounds=([-np.inf] + [0.0] * len(varying), np.inf),
-        )
+        a_full = np.vstack([design, prior])
+        b_full = np.concatenate([target, np.sqrt(RIDGE) * np.ones(len(varying))])
+        start = np.clip(lsq_linear(a_full, b_full, bounds=([-np.inf] + [0.0] * len(varying), np.inf)).x, [-np.inf] + [1e-9] * len(varying), np.inf)
+        # Robust (soft-L1 beyond ROBUST_SCALE relative error): one network a compiler folds to a constant
+        # must not bend the factors of all the others.
+        fit = least_squares(lambda x: a_full @ x - b_full, start, bounds=([-np.inf] + [0.0] * len(varying), np.inf), loss="soft_l1", f_scale=ROBUST_SCALE)
         offset, scales, per_layer = float(fit.x[0]), {ops[j]: float(s) for j, s in zip(varying, fit.x[1:])}, 0.0
     else:
         design = np.column_stack([np.ones(len(archs)), counts.sum(axis=1)])

@@ -74,7 +74,7 @@ def test_each_backend_runs_the_module_it_was_given(name):
 
 
 def test_unknown_backend_names_the_known_ones():
-    with pytest.raises(KeyError, match="unknown backend 'tvmx'; known: onnxruntime, torch"):
+    with pytest.raises(KeyError, match=r"unknown backend 'tvmx'; known: (\w+, )*onnxruntime, (\w+, )*torch"):
         backends.get("tvmx")
 
 

@@ -13,6 +13,7 @@ pytest.importorskip("tvm")
 from nas.cost.measure import backends  # noqa: E402
 from nas.cost.measure._tvm import MODULE_EQUALITY, RECORD_FILE, WORKLOAD_FILE, TVMBackend, load_database, save_database, use_threads  # noqa: E402
 from nas.spaces import NB201Space  # noqa: E402
+from nas.spaces.nb201_network import ReLUConvBN  # noqa: E402
 
 #: Every NB201 op, 4 channels, one cell per stage: all fusion patterns of the real network, compiled in seconds.
 TINY = NB201Space("tiny", channels=4, cells_per_stage=1)
@@ -143,9 +144,25 @@ def test_tune_trials_default_comes_from_the_environment(monkeypatch):
         TVMBackend()
 
 
-def _database_with_a_record_per_task(backend: TVMBackend, net, inputs, folder: Path) -> list[str]:
-    """Commit an identity schedule for every task of `net`, as tuning would commit its best one, and save."""
-    from tvm import s_tir
+class _SharedConv(torch.nn.Module):
+    """Two ReLU-Conv-BN blocks of one shape, the second fused with a residual add: one tuning task, two uses."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.a = ReLUConvBN(4, 4, 3, 1)
+        self.b = ReLUConvBN(4, 4, 3, 1)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        y = self.a(x)
+        return self.b(y) + y
+
+
+def _database_with_a_schedule_per_task(backend: TVMBackend, net, inputs, folder: Path) -> list[str]:
+    """Commit one valid (unmeasured) schedule per task of `net`, as tuning commits its best one, and save.
+
+    The schedule is MetaSchedule's first design space with its post-processors applied, which is the
+    form of a measured candidate; TVM then transfers it to every fused function with the same anchor.
+    """
     from tvm.s_tir import meta_schedule as ms
 
     from nas.cost.measure._tvm import _extract_tasks, _import_torch, _prepare
@@ -155,9 +172,12 @@ def _database_with_a_record_per_task(backend: TVMBackend, net, inputs, folder: P
     tasks = _extract_tasks(_prepare(_import_torch(net, inputs), target), target)
     for task in tasks:
         mod = task.dispatched[0]
-        workload = database.commit_workload(mod)
-        trace = s_tir.Schedule(mod).trace
-        database.commit_tuning_record(ms.database.TuningRecord(trace, workload, [1e-3], target, ms.arg_info.ArgInfo.from_prim_func(mod["main"])))
+        context = ms.TuneContext(mod=mod, target=target, space_generator="post-order-apply", task_name=task.task_name)
+        schedule = context.generate_design_space()[0]
+        schedule.enter_postproc()
+        assert all(post.apply(schedule) for post in context.space_generator.postprocs)
+        args = ms.arg_info.ArgInfo.from_prim_func(mod["main"])
+        database.commit_tuning_record(ms.database.TuningRecord(schedule.trace, database.commit_workload(mod), [1e-3], target, args))
     save_database(database, folder)
     return [t.task_name for t in tasks]
 
@@ -165,20 +185,21 @@ def _database_with_a_record_per_task(backend: TVMBackend, net, inputs, folder: P
 def test_a_tuning_database_survives_its_json_files_and_tvm_reads_them_too(tmp_path):
     from tvm.s_tir import meta_schedule as ms
 
-    net, inputs = _tiny_network()
+    net, inputs = _SharedConv().eval(), (torch.randn(1, 4, 8, 8),)
     backend = TVMBackend(tune_trials=2, work_dir=tmp_path)
     folder = backend.database_dir(1)
-    names = _database_with_a_record_per_task(backend, net, inputs, folder)
+    names = _database_with_a_schedule_per_task(backend, net, inputs, folder)
     assert len(load_database(folder).get_all_tuning_records()) == len(names)
     with_tvm = ms.database.JSONDatabase(work_dir=str(folder), allow_missing=False, module_equality=MODULE_EQUALITY)
     assert len(with_tvm.get_all_tuning_records()) == len(names)
 
 
 def test_tasks_already_in_the_database_are_not_tuned_again(tmp_path):
-    net, inputs = _tiny_network()
+    net, inputs = _SharedConv().eval(), (torch.randn(1, 4, 8, 8),)
     backend = TVMBackend(tune_trials=2, work_dir=tmp_path)
-    assert len(backend.untuned_tasks(net, inputs)) > 5  # an empty database: every fused task would be tuned
-    _database_with_a_record_per_task(backend, net, inputs, backend.database_dir(1))
+    before = backend.untuned_tasks(net, inputs)
+    assert len([name for name in before if "conv2d" in name]) == 1  # both convs, different epilogues: one task
+    _database_with_a_schedule_per_task(backend, net, inputs, backend.database_dir(1))
     assert backend.untuned_tasks(net, inputs) == []
     runner = backend.compile(net, inputs, threads=1)
     assert backend.last_tuned_tasks == []

@@ -204,6 +204,20 @@ class TVMBackend:
         return out
 
     # --- tuning ----------------------------------------------------------------------------------
+    def tune(self, module: Any, example_inputs: tuple[Any, ...], *, threads: int = 1) -> list[str]:
+        """Tune the tasks of `module` the database lacks, without compiling it; returns their names.
+
+        Lets a caller tune many networks first and measure later, so tuning never overlaps a timing.
+        """
+        if self.tune_trials == 0:
+            raise ValueError("tune() needs tune_trials > 0")
+        use_threads(threads)
+        target = self.target(threads)
+        folder = self.database_dir(threads)
+        lowered = _prepare(_import_torch(module, example_inputs), target)
+        self.last_tuned_tasks = self._tune_new_tasks(lowered, target, load_database(folder), folder)
+        return list(self.last_tuned_tasks)
+
     def untuned_tasks(self, module: Any, example_inputs: tuple[Any, ...], *, threads: int = 1) -> list[str]:
         """Names of the fused tasks of `module` that the database has no schedule for (what tuning would cost)."""
         target = self.target(threads)
@@ -220,9 +234,7 @@ class TVMBackend:
         # The search scores `population` candidates with its cost model to pick `tune_trials` to measure;
         # TVM's 512 is sized for thousands of trials and only burns CPU when a task gets a few dozen.
         strategy = ms.search_strategy.EvolutionarySearch(population_size=min(512, max(64, 8 * self.tune_trials)))
-        quiet = logging.getLogger("tvm.s_tir.meta_schedule")
-        if quiet.level == logging.NOTSET:  # TVM would print every trial's table to stdout at DEBUG
-            quiet.setLevel(logging.WARNING)
+        _quiet_tuning_logs()
         with tempfile.TemporaryDirectory(prefix="nas-tvm-logs-") as logs:
             contexts, weights = ms.relax_integration.extracted_tasks_to_tune_contexts(new, work_dir=logs, strategy=strategy, seed=self.seed)
             ms.tune_tasks(
@@ -284,6 +296,22 @@ def _extract_tasks(lowered: Any, target: Any) -> list[Any]:
 
     tasks = ms.relax_integration.extract_tasks(lowered, target, module_equality=MODULE_EQUALITY)
     return [t for t in tasks if not t.mod.attrs.get("tirx.is_scheduled", False)]
+
+
+_QUIETED: list[bool] = []
+
+
+def _quiet_tuning_logs() -> None:
+    """Keep MetaSchedule's console at WARNING unless the user set its level before our first tuning.
+
+    TVM prints every trial's table to stdout at DEBUG, and after its first tuning it sets that level
+    itself, so "is the level unset" only tells us something the first time.
+    """
+    quiet = logging.getLogger("tvm.s_tir.meta_schedule")
+    if not _QUIETED:
+        _QUIETED.append(quiet.level == logging.NOTSET)
+    if _QUIETED[0]:
+        quiet.setLevel(logging.WARNING)
 
 
 def _in_process_builder() -> Any:
