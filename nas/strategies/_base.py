@@ -13,7 +13,6 @@ from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
-import optuna
 from optuna.distributions import BaseDistribution, CategoricalDistribution
 from optuna.samplers import BaseSampler, RandomSampler
 from optuna.study import Study, StudyDirection
@@ -196,7 +195,3 @@ class ArchSampler(BaseSampler):
         fresh = [c for c in dict.fromkeys(candidates) if c not in seen]
         mask = self.feasible(fresh)
         return [c for c, ok in zip(fresh, mask) if ok]
-
-
-def optuna_logging_quiet() -> None:
-    optuna.logging.set_verbosity(optuna.logging.WARNING)
