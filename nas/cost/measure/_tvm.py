@@ -231,8 +231,8 @@ class TVMBackend:
         new = [t for t in _extract_tasks(lowered, target) if not _has_record(database, t, target)]
         if not new:
             return []
-        # The search scores `population` candidates with its cost model to pick `tune_trials` to measure;
-        # TVM's 512 is sized for thousands of trials and only burns CPU when a task gets a few dozen.
+        # Each search round scores `population_size` candidates with the cost model to pick the few it
+        # measures; TVM's 512 suits budgets of hundreds of trials per task, ours are tens.
         strategy = ms.search_strategy.EvolutionarySearch(population_size=min(512, max(64, 8 * self.tune_trials)))
         _quiet_tuning_logs()
         with tempfile.TemporaryDirectory(prefix="nas-tvm-logs-") as logs:
