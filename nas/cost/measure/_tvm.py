@@ -4,8 +4,10 @@ Why TVM at all: published hardware-aware NAS results compare architectures as a 
 them, and a compiler fuses operators (conv + batch-norm + add + ReLU) and picks loop schedules per shape,
 so its latency ranking differs from PyTorch eager. Why the care below:
 
-- Untuned TVM (default relax pipeline) is several times slower than PyTorch eager on this class of CPU,
-  so `tune_trials=0` is a correctness and smoke-test setting, never a latency proxy.
+- Untuned TVM (default relax pipeline) ran NB201 networks 12x slower than PyTorch eager here (median
+  of 20 archs; 1.3-21x), while 32 MetaSchedule trials per task made them 2.8x faster (1.9-16x; see
+  `benchmarks/results/tvm_vs_torch.md`): `tune_trials=0` is a correctness and smoke-test setting,
+  never a latency proxy.
 - MetaSchedule tuning costs seconds per trial, but architectures of one space share most of their fused
   blocks. Tuning is therefore done once per unique task and kept in a JSON database under `work_dir`; a
   later network only tunes the blocks the database has never seen. Tasks are keyed by their *anchor
@@ -17,7 +19,10 @@ so its latency ranking differs from PyTorch eager. Why the care below:
 - TVM's runtime thread pool reads `TVM_NUM_THREADS` once and, left alone, pins the calling thread to one
   core when it runs single-threaded; that pin would also bind any PyTorch measurement later in the same
   process. The backend sets the pool explicitly to `threads` workers sharing the CPUs this process may
-  use, and checks that the runtime reports exactly `threads`.
+  use, and checks that the runtime reports exactly `threads`. Its idle workers also spin-wait between
+  kernels by default: measured here, a "1-thread" run of a parallel kernel kept a second core 30 % busy.
+  Unless the user set `TVM_THREAD_POOL_SPIN_COUNT`, the backend sets it to 0, so a 1-thread measurement
+  uses one core and leaves the other to whatever runs beside it.
 
 `tvm` is imported inside the methods: `import nas` must stay light and work without the optional extra.
 """
@@ -43,6 +48,7 @@ _SHARE_ALL_CORES = -3
 
 
 def _require_tvm() -> Any:
+    os.environ.setdefault("TVM_THREAD_POOL_SPIN_COUNT", "0")  # read when the thread pool starts
     try:
         import tvm
     except ImportError:
