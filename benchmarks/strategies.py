@@ -39,7 +39,7 @@ DEVICES = ["raspi4", "pixel3", "eyeriss", "fpga", "gold_6226", "titan_rtx_1"]
 STRATEGIES = ["random", "evolution", "aging", "rl", "local", "bo", "bananas", "optuna-nsga2", "optuna-tpe", "optuna-gp"]
 #: Strategies whose per-trial cost (surrogate fits) limits them to the budgets/seeds given by --slow-*.
 SLOW = {"bo", "bananas", "optuna-gp"}
-OPTIONS = {"optuna-gp": {"n_startup_trials": 10}, "bo": {"surrogate_options": {"n_restarts": 0}}}
+OPTIONS = {"optuna-gp": {"n_startup_trials": 10}}
 
 
 @dataclass(frozen=True)
@@ -210,6 +210,58 @@ def plot(curves: pd.DataFrame, path: Path) -> None:
     fig.savefig(path, dpi=110)
 
 
+def parse_limits(text: str) -> dict[str, tuple[int, int]]:
+    """'bo=10:300,bananas=3:100' -> {'bo': (10, 300), 'bananas': (3, 100)}."""
+    out = {}
+    for item in filter(None, (t.strip() for t in text.split(","))):
+        try:
+            name, spec = item.split("=")
+            seeds, budget = spec.split(":")
+            out[name] = (int(seeds), int(budget))
+        except ValueError:
+            raise SystemExit(f"bad --limits item {item!r}; expected STRATEGY=SEEDS:BUDGET, e.g. bo=10:300") from None
+    return out
+
+
+def goals(df: pd.DataFrame) -> str:
+    """The issue's two goals, read off the results: ours vs Optuna at 100 queries, share found at 300."""
+    lines = ["## Goals", ""]
+    med = df.groupby(["case", "budget", "strategy"])["hv_gap"].median()
+    at100 = med.xs(100, level="budget") if 100 in df.budget.values else None
+    if at100 is not None:
+        lines += [
+            "At 100 queries: best median gap of our strategies vs the best Optuna sampler's (goal: at most half).",
+            "",
+            "| case | ours (best) | gap | Optuna (best) | gap | ratio | at most half |",
+            "|---|---|---|---|---|---|---|",
+        ]
+        met = 0
+        cases = [c for c in DEVICES if c in at100.index.get_level_values(0)]
+        for case in cases:
+            part = at100.loc[case]
+            ours = part[[s for s in part.index if not s.startswith("optuna-") and s != "random"]]
+            theirs = part[[s for s in part.index if s.startswith("optuna-")]]
+            if ours.empty or theirs.empty:
+                continue
+            ratio = ours.min() / theirs.min() if theirs.min() > 0 else np.inf
+            met += ratio <= 0.5
+            lines.append(f"| {case} | {ours.idxmin()} | {ours.min():.4f} | {theirs.idxmin()} | {theirs.min():.4f} | {ratio:.2f} | {'yes' if ratio <= 0.5 else 'no'} |")
+        lines += ["", f"Met on {met} of {len(cases)} devices (goal: 5 of 6).", ""]
+    if 300 in df.budget.values:
+        share = df[df.budget == 300].groupby(["case", "strategy"])["share_found"].median()
+        lines += ["At 300 queries: median share of the true Pareto set found by the best strategy (goal: >= 30 %).", ""]
+        lines += ["| case | best strategy | share | best Optuna | share |", "|---|---|---|---|---|"]
+        for case in dict.fromkeys(df.case):
+            if case not in share.index.get_level_values(0):
+                continue
+            part = share.loc[case]
+            theirs = part[[s for s in part.index if s.startswith("optuna-")]]
+            o = f"{theirs.idxmax()} | {theirs.max():.3f}" if len(theirs) else "- | -"
+            lines.append(f"| {case} | {part.idxmax()} | {part.max():.3f} | {o} |")
+        lines.append("")
+    return "\n".join(lines)
+
+
 def main(argv: Sequence[str] | None = None, *, default_out: str = "strategies", title: str = "Strategies on NB201 vs the true front") -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--cases", default=",".join(all_cases()))
@@ -218,6 +270,11 @@ def main(argv: Sequence[str] | None = None, *, default_out: str = "strategies", 
     parser.add_argument("--seeds", type=int, default=10)
     parser.add_argument("--slow-budget", type=int, default=100, help="largest budget for the slow strategies (BO, BANANAS, Optuna GP)")
     parser.add_argument("--slow-seeds", type=int, default=3)
+    parser.add_argument(
+        "--limits",
+        default="",
+        help="per-strategy seeds and largest budget, e.g. 'bo=10:300,bananas=3:100' (overrides --slow-* for those)",
+    )
     parser.add_argument("--data-dir", default=None)
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--out", default=str(RESULTS / default_out))
@@ -229,12 +286,14 @@ def main(argv: Sequence[str] | None = None, *, default_out: str = "strategies", 
     unknown = [c for c in args.cases.split(",") if c not in cases]
     if unknown:
         raise SystemExit(f"unknown case(s) {unknown}; known: {list(cases)}")
+    limits = parse_limits(args.limits)
     jobs = []
     for name in args.cases.split(","):
         for strategy in args.strategies.split(","):
             slow = strategy in SLOW
-            b = [x for x in budgets if x <= args.slow_budget] if slow else budgets
-            for seed in range(min(args.seeds, args.slow_seeds) if slow else args.seeds):
+            n_seeds, max_budget = limits.get(strategy, (min(args.seeds, args.slow_seeds), args.slow_budget) if slow else (args.seeds, max(budgets)))
+            b = [x for x in budgets if x <= max_budget]
+            for seed in range(n_seeds):
                 if b:
                     jobs.append((cases[name], strategy, seed, b, args.data_dir))
     jobs.sort(key=lambda j: j[1] in SLOW, reverse=True)  # slow ones first, so the pool stays busy
@@ -252,7 +311,7 @@ def main(argv: Sequence[str] | None = None, *, default_out: str = "strategies", 
     df.to_csv(out.with_suffix(".csv"), index=False)
     curves_df = pd.DataFrame(curves)
     curves_df.to_csv(out.parent / f"{out.name}_curves.csv.gz", index=False)
-    text = summarise(df, title)
+    text = summarise(df, title) + "\n" + goals(df)
     out.with_suffix(".md").write_text(text + "\n")
     if not args.no_plot:
         plot(curves_df, out.with_suffix(".png"))

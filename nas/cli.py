@@ -39,14 +39,21 @@ def _fail(message: str) -> typer.Exit:
     return typer.Exit(code=2)
 
 
-def _parse_options(items: list[str]) -> dict[str, Any]:
+def _parse_options(items: list[str], flag: str = "--option", example: str = "population_size=40") -> dict[str, Any]:
     options: dict[str, Any] = {}
     for item in items:
         key, sep, value = item.partition("=")
         if not sep or not key:
-            raise ValueError(f"--option {item!r} must be KEY=VALUE, e.g. population_size=40")
+            raise ValueError(f"{flag} {item!r} must be KEY=VALUE, e.g. {example}")
         options[key.strip()] = yaml.safe_load(value)
     return options
+
+
+def _print_estimate_notes(provenance: dict[str, Any]) -> None:
+    """One `note:` line per metric whose values are modelled, not measured (e.g. energy from power x latency)."""
+    for metric, info in provenance.items():
+        if isinstance(info, dict) and info.get("estimate"):
+            console.print(f"note: {metric} is an estimate ({info.get('note') or info.get('method', 'modelled')})", highlight=False, soft_wrap=True)
 
 
 def _print_frame(frame: Any, title: str) -> None:
@@ -60,7 +67,7 @@ def _print_frame(frame: Any, title: str) -> None:
 
 @app.command()
 def search(
-    config: Annotated[Optional[Path], typer.Argument(help="YAML config (keys: space, dataset, objectives, constraints, strategy, strategy_options, budget, seed, data_dir, storage); flags override it.")] = None,
+    config: Annotated[Optional[Path], typer.Argument(help="YAML config (keys: space, dataset, objectives, constraints, strategy, strategy_options, budget, seed, data_dir, storage, accuracy, accuracy_options); flags override it.")] = None,
     space: Annotated[Optional[str], typer.Option(help="Search space name (see `nas spaces`) or a YAML definition.")] = None,
     dataset: Annotated[Optional[str], typer.Option(help="Dataset of the accuracy table: cifar10, cifar100, imagenet.")] = None,
     objectives: Annotated[Optional[str], typer.Option(help="Comma-separated METRIC:max|min, e.g. accuracy:max,latency@raspi4:min.")] = None,
@@ -70,6 +77,8 @@ def search(
     mode: Annotated[Optional[str], typer.Option(help="pareto (default), lexicographic, scalarized or hybrid: how strategies rank candidates.")] = None,
     mode_option: Annotated[Optional[list[str]], typer.Option("--mode-option", help="Mode option KEY=VALUE, e.g. weights=[0.7,0.3], order=[accuracy,latency@raspi4], tolerances=[0.01,0], kind=product, targets=[null,12].")] = None,
     budget: Annotated[Optional[int], typer.Option(help="Number of architectures to evaluate (in total, over resumes and workers).")] = None,
+    accuracy: Annotated[Optional[str], typer.Option(help="table (default) or predictor:MODEL[:ENCODING] (rf, gbm, mlp, gp, gin): a predictor refitted on the labels the search spends (active learning).")] = None,
+    accuracy_option: Annotated[Optional[list[str]], typer.Option("--accuracy-option", help="Predictor accuracy option KEY=VALUE: labels=table|csv:PATH, label_budget=40, initial_labels=10, or a model parameter (n_estimators=100).")] = None,
     seed: Annotated[Optional[int], typer.Option(help="Seed of the strategy.")] = None,
     out: Annotated[Path, typer.Option(help="Run directory; an existing one with the same config is resumed.")] = Path("runs/latest"),
     data_dir: Annotated[Optional[Path], typer.Option(help="Folder of benchmark tables (default: $NAS_DATA_DIR or ../shared/data).")] = None,
@@ -101,12 +110,20 @@ def search(
             data["mode"] = mode
         if mode_option:
             data["mode_options"] = {**data.get("mode_options", {}), **_parse_options(mode_option)}
+        if accuracy is not None:
+            data["accuracy"] = accuracy
+        if accuracy_option:
+            data["accuracy_options"] = {**data.get("accuracy_options", {}), **_parse_options(accuracy_option, "--accuracy-option", "label_budget=40")}
         run = Run.open(out, RunConfig.from_mapping(data))
     except _user_errors() as exc:
         raise _fail(str(exc)) from None
     _search_with_progress(run, progress)
     front = run.pareto()
     _print_frame(front, f"Pareto front: {len(front)} architectures ({out / 'pareto.csv'})")
+    _print_estimate_notes(run.provenance())
+    spent = run.labels_spent()
+    if spent is not None:
+        console.print(f"true accuracy labels spent: {spent} of {run.label_budget()} ({run.config.accuracy_options.get('labels', 'table')}); other trials carry predicted accuracy")
 
 
 def _search_with_progress(run: Any, show: bool) -> None:
@@ -130,6 +147,8 @@ def _search_with_progress(run: Any, show: bool) -> None:
 
         def update(p: Any) -> None:
             hv = "-" if p.hypervolume is None else f"{p.hypervolume:.5g}"
+            if p.labels is not None:
+                hv += f"  labels {p.labels}/{p.label_budget}"
             bar.update(task, completed=p.done, hv=hv, front=p.front_size)
 
         run.search(on_trial=update)
@@ -158,9 +177,12 @@ def pareto(run_dir: Annotated[Path, typer.Argument(help="Run directory.")]) -> N
     except _user_errors() as exc:
         raise _fail(str(exc)) from None
     _print_frame(front, f"Pareto front of {run_dir}: {len(front)} architectures")
+    _print_estimate_notes(run.provenance())
     hv = run.hypervolume()
     if hv is not None:
         console.print(f"hypervolume (reference: worst of the whole table) = {hv:.6g}")
+    if "accuracy_source" in front.columns:
+        console.print(f"accuracy_source: label = true accuracy, predicted = {run.config.accuracy}; labels spent: {run.labels_spent()}")
 
 
 @bench_app.command("front")
@@ -191,6 +213,7 @@ def bench_front(
     except _user_errors() as exc:
         raise _fail(str(exc)) from None
     _print_frame(frame, f"True Pareto front of {space}/{dataset}: {len(frame)} of {len(table)} architectures")
+    _print_estimate_notes({m: p.provenance() for m, p in providers.items()})
     if ref is not None:
         hv = hypervolume(front.points, ref)
         console.print(f"hypervolume = {hv:.6g} (reference point: worst {objset.names} of the table = {objset.from_minimisation(ref[None])[0].tolist()})")

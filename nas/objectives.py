@@ -28,6 +28,7 @@ METRIC_KINDS: dict[str, Direction] = {
     "flops": "min",
     "macs": "min",
     "memory": "min",
+    "peak_memory": "min",
 }
 
 _METRIC_RE = re.compile(r"^(?P<kind>[a-z_][a-z0-9_]*)(?:@(?P<device>[A-Za-z0-9_.\-]+))?$")

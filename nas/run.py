@@ -27,7 +27,9 @@ from optuna.trial import TrialState
 from nas import tables
 from nas._io import write_atomic
 from nas.accuracy import table_accuracy
+from nas.accuracy.active import SOURCE_ATTR, AccuracySpec, ActiveAccuracy, ActiveLearningError, ActiveOptions, active_accuracy
 from nas.cost import CountProvider, table_latency
+from nas.cost.energy import energy_provider
 from nas.cost.lut import LUT, LUTProvider, find_lut, shipped_devices
 from nas.objectives import MetricName, MetricProvider, Mode, ObjectiveSet, TableColumnProvider
 from nas.pareto import ParetoFront, hypervolume
@@ -42,6 +44,7 @@ PARETO_FILE = "pareto.csv"
 WORKER_ATTR = "nas:worker"
 ERROR_ATTR = "nas:error"
 WORKERS_DIR = ".workers"
+LABELS_LOCK = ".labels.lock"
 
 
 class RunConfigError(ValueError):
@@ -70,6 +73,8 @@ class RunConfig:
     seed: int | None = 0
     data_dir: str | None = None
     storage: str | None = None
+    accuracy: str = "table"
+    accuracy_options: dict[str, Any] = field(default_factory=dict)
 
     #: Keys that may change when a run is resumed (the rest must match the stored config).
     RESUMABLE = ("budget", "data_dir")
@@ -111,6 +116,23 @@ class RunConfig:
         if not isinstance(self.mode_options, dict):
             raise RunConfigError(f"mode_options must be a mapping, got {self.mode_options!r}")
         self.search_mode()
+        self.validate_accuracy()
+
+    def validate_accuracy(self) -> None:
+        """`accuracy` is `table` or `predictor:MODEL[:ENCODING]`; `accuracy_options` only go with a predictor."""
+        if not isinstance(self.accuracy_options, dict):
+            raise RunConfigError(f"accuracy_options must be a mapping, got {self.accuracy_options!r}")
+        try:
+            spec = AccuracySpec.parse(self.accuracy)
+            if spec.model is None:
+                if self.accuracy_options:
+                    raise RunConfigError(f"accuracy_options {sorted(self.accuracy_options)} apply only to accuracy 'predictor:MODEL', but accuracy is 'table'")
+                return
+            if "accuracy" not in self.objective_set().metrics:
+                raise RunConfigError(f"accuracy {self.accuracy!r} needs an objective or constraint on accuracy; the search computes only {self.objective_set().metrics}")
+            ActiveOptions.parse(self.accuracy_options, budget=self.budget, model=spec.model)
+        except ActiveLearningError as exc:
+            raise RunConfigError(str(exc)) from None
 
     def objective_set(self) -> ObjectiveSet:
         return ObjectiveSet.parse(self.objectives, self.constraints)
@@ -131,13 +153,25 @@ def resolve_provider(metric: str, space: SearchSpace, config: RunConfig) -> Metr
     """The provider that computes `metric` for this run (tables now; LUTs and predictors as they land)."""
     name = MetricName.parse(metric)
     if name.kind == "accuracy":
+        if config.accuracy != "table":
+            return active_accuracy(
+                config.accuracy, config.accuracy_options, space, dataset=config.dataset, data_dir=config.data_dir,
+                objectives=config.objective_set(), budget=config.budget, seed=config.seed,
+            )
         return table_accuracy(space, config.dataset, config.data_dir)
     if name.kind == "latency":
         assert name.device is not None
         return latency_provider(name.device, space, config)
-    if name.kind in ("params", "flops", "macs"):
+    if name.kind in ("params", "flops", "macs", "peak_memory"):
         return CountProvider(name.kind, space, dataset=config.dataset)  # type: ignore[arg-type]
-    raise RunConfigError(f"no provider for metric {metric!r} yet; available kinds: accuracy, latency@DEVICE, params, flops")
+    if name.kind == "energy":
+        assert name.device is not None
+        return energy_provider(
+            name.device, space, dataset=config.dataset, data_dir=config.data_dir, latency=lambda device: latency_provider(device, space, config)
+        )
+    raise RunConfigError(
+        f"no provider for metric {metric!r} yet; available kinds: accuracy, latency@DEVICE, energy@DEVICE, params, flops, macs, peak_memory"
+    )
 
 
 def latency_provider(device: str, space: SearchSpace, config: RunConfig) -> MetricProvider:
@@ -171,6 +205,8 @@ def reference_point(objset: ObjectiveSet, providers: Mapping[str, MetricProvider
     archs: list[Arch] | None = None
     for obj in objset.objectives:
         provider = providers[obj.metric]
+        if isinstance(provider, ActiveAccuracy):  # its label table, when that covers the space
+            provider = provider.reference_table() or provider
         if isinstance(provider, TableColumnProvider):
             _, values = provider.evaluate_all()
         elif provider.cheap and space is not None and space.size is not None and space.size <= 50_000:
@@ -222,6 +258,8 @@ class Progress:
     budget: int
     hypervolume: float | None
     front_size: int
+    labels: int | None = None
+    label_budget: int | None = None
 
 
 class Run:
@@ -359,6 +397,10 @@ class Run:
         ref = self.study.user_attrs.get("nas:reference_point")
         return None if ref is None else np.asarray(ref, dtype=float)
 
+    def provenance(self) -> dict[str, dict[str, Any]]:
+        """Where each metric's numbers come from, as stored when the study was created (`estimate` flags models)."""
+        return dict(self.study.user_attrs.get("nas:provenance", {}))
+
     # --- bookkeeping ------------------------------------------------------------------------------
     def _other_live_workers(self) -> bool:
         """Whether another process holds a worker lock in this run directory (stale locks are removed)."""
@@ -411,6 +453,28 @@ class Run:
     def evaluate(self, arch: Arch) -> dict[str, float]:
         return {m: float(p.evaluate([arch])[0]) for m, p in self.providers.items()}
 
+    def _evaluate_trial(self, study: optuna.Study, trial: optuna.Trial, arch: Arch) -> dict[str, float]:
+        """Every metric of `arch` for `trial`; a predictor-backed accuracy last, as its labelling rule
+        needs the trial's other metrics (does the arch enter the front?) and the study's labels."""
+        active = {m: p for m, p in self.providers.items() if isinstance(p, ActiveAccuracy)}
+        metrics = {m: float(p.evaluate([arch])[0]) for m, p in self.providers.items() if m not in active}
+        for m, p in active.items():
+            metrics[m] = p.evaluate_trial(study, trial, arch, metrics, lock=self.directory / LABELS_LOCK)
+        return {m: metrics[m] for m in self.providers}
+
+    def labels_spent(self) -> int | None:
+        """True accuracies (labels) this run has spent, read from the study; None with table accuracy."""
+        if self.config.accuracy == "table":
+            return None
+        return ActiveAccuracy.labels_spent(self.study.get_trials(deepcopy=False))
+
+    def label_budget(self) -> int | None:
+        """The most labels the run may spend (`accuracy_options`); None with table accuracy."""
+        spec = AccuracySpec.parse(self.config.accuracy)
+        if spec.model is None:
+            return None
+        return ActiveOptions.parse(self.config.accuracy_options, budget=self.config.budget, model=spec.model).label_budget
+
     def search(self, *, on_trial: Callable[[Progress], None] | None = None, pareto_every: int = 25) -> pd.DataFrame:
         """Run trials until the budget is spent (by this and any other worker); return the front."""
         study = self.study
@@ -443,7 +507,7 @@ class Run:
             study._storage.set_trial_system_attr(trial._trial_id, WORKER_ATTR, worker)
             try:
                 arch = self.space.validate(trial.params)
-                metrics = self.evaluate(arch)
+                metrics = self._evaluate_trial(study, trial, arch)
                 values = [metrics[m] for m in self.objectives.names]
                 if not all(math.isfinite(v) for v in metrics.values()):
                     missing = [m for m, v in metrics.items() if not math.isfinite(v)]
@@ -473,13 +537,17 @@ class Run:
 
     # --- results ----------------------------------------------------------------------------------
     def trials(self) -> pd.DataFrame:
-        """Completed trials: `trial`, `arch`, every metric, and `feasible`."""
+        """Completed trials: `trial`, `arch`, every metric, `accuracy_source` (label or predicted) when
+        accuracy comes from a predictor, and `feasible`."""
+        sourced = self.config.accuracy != "table"
         rows = []
         for t in self.study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,)):
             row = {"trial": t.number, "arch": t.user_attrs.get("arch")}
             row.update(t.user_attrs.get("metrics", {}))
+            if sourced:
+                row[SOURCE_ATTR] = t.user_attrs.get(SOURCE_ATTR)
             rows.append(row)
-        columns = ["trial", "arch", *self.objectives.metrics]
+        columns = ["trial", "arch", *self.objectives.metrics, *([SOURCE_ATTR] if sourced else [])]
         frame = pd.DataFrame(rows, columns=columns)
         if len(frame):
             metrics = {m: frame[m].to_numpy(dtype=float) for m in self.objectives.metrics}
@@ -493,7 +561,8 @@ class Run:
         trials = self.trials().drop_duplicates("arch", keep="first").reset_index(drop=True)
         extra = [m for m in self.objectives.metrics if m not in self.objectives.names]
         front = front_of(trials, self.objectives).frame()
-        return front[["arch", *self.objectives.names, *extra, "trial"]].reset_index(drop=True)
+        sourced = [SOURCE_ATTR] if SOURCE_ATTR in trials.columns else []
+        return front[["arch", *self.objectives.names, *extra, *sourced, "trial"]].reset_index(drop=True)
 
     def write_pareto(self) -> pd.DataFrame:
         front = self.pareto()
@@ -516,7 +585,7 @@ class Run:
         ref = self.reference
         if ref is not None:
             hv = 0.0 if front.empty else hypervolume(self.objectives.to_minimisation(front[self.objectives.names].to_numpy(dtype=float)), ref)
-        return Progress(self.n_spent(), self.config.budget, hv, len(front))
+        return Progress(self.n_spent(), self.config.budget, hv, len(front), self.labels_spent(), self.label_budget())
 
 
 def load_run(directory: str | Path) -> Run:

@@ -1,8 +1,11 @@
-"""Analytic costs from a space's operator signatures: parameters and multiply-accumulates.
+"""Analytic costs: parameters and multiply-accumulates from operator signatures, peak activation memory
+from the built network.
 
-Why from `layers(arch)` and not from the built module: the count needs no torch build (about 100x
-faster), and it is the same signature list that LUTs key on, so counts and LUT sums agree on what a
+Why params/MACs from `layers(arch)` and not from the built module: the count needs no torch build (about
+100x faster), and it is the same signature list that LUTs key on, so counts and LUT sums agree on what a
 network contains. Tests check the counts against the built `torch.nn.Module` and the published tables.
+Peak memory is the exception: which tensors are alive together depends on the graph (skip connections),
+which only the built module shows (`nas.cost.memory`).
 """
 
 from __future__ import annotations
@@ -12,6 +15,7 @@ from typing import Any, Literal
 
 import numpy as np
 
+from nas.cost.memory import example_input, peak_activation_bytes
 from nas.objectives import MetricProvider
 from nas.spaces.base import Arch, LayerSignature, SearchSpace
 
@@ -54,10 +58,18 @@ def layer_macs(sig: LayerSignature) -> int:
 
 
 _COUNTERS = {"params": layer_params, "flops": layer_macs, "macs": layer_macs}
+PEAK_MEMORY = "peak_memory"
+CountKind = Literal["params", "flops", "macs", "peak_memory"]
 
 
 class CountProvider(MetricProvider):
-    """`params` (millions) or `flops`/`macs` (millions of multiply-accumulates, NAS-Bench-201's "FLOPs").
+    """`params` (millions), `flops`/`macs` (millions of multiply-accumulates, NAS-Bench-201's "FLOPs"), or
+    `peak_memory` (MB, 1e6 bytes: the most float32 activation bytes alive at once while the built network
+    runs one image, batch 1, input included, parameters excluded; see `nas.cost.memory`).
+
+    Why `peak_memory` is not `cheap`: it builds, traces and runs the network (about 0.1-0.3 s per NB201
+    arch here, ~1 s per FBNet arch), too slow for strategies to price whole candidate pools or the whole
+    space before evaluating; values are cached per arch.
 
     Example:
         >>> from nas.spaces import get_space
@@ -65,19 +77,24 @@ class CountProvider(MetricProvider):
         >>> arch = space.from_string("|none~0|+|none~0|none~1|+|none~0|none~1|none~2|")
         >>> round(float(CountProvider("params", space, dataset="cifar10").evaluate([arch])[0]), 6)
         0.073306
+        >>> float(CountProvider("peak_memory", space, dataset="cifar10").evaluate([arch])[0])
+        0.16384
     """
 
-    def __init__(self, kind: Literal["params", "flops", "macs"], space: SearchSpace, *, dataset: str | None = None) -> None:
-        if kind not in _COUNTERS:
-            raise ValueError(f"unknown count {kind!r}; expected one of {sorted(_COUNTERS)}")
+    def __init__(self, kind: CountKind, space: SearchSpace, *, dataset: str | None = None) -> None:
+        if kind not in _COUNTERS and kind != PEAK_MEMORY:
+            raise ValueError(f"unknown count {kind!r}; expected one of {sorted([*_COUNTERS, PEAK_MEMORY])}")
         self.metric = kind
         self.space = space
         self.dataset = dataset
-        self._counter = _COUNTERS[kind]
+        self.cheap = kind != PEAK_MEMORY
+        self._counter = _COUNTERS.get(kind)
         self._per_signature: dict[LayerSignature, int] = {}
         self._per_arch: dict[Arch, float] = {}
 
     def _count(self, arch: Arch) -> float:
+        if self._counter is None:
+            return self._peak_memory(arch)
         total = 0
         for sig in self.space.layers(arch, dataset=self.dataset) if self.dataset else self.space.layers(arch):
             value = self._per_signature.get(sig)
@@ -85,6 +102,10 @@ class CountProvider(MetricProvider):
                 value = self._per_signature[sig] = self._counter(sig)
             total += value
         return total / 1e6
+
+    def _peak_memory(self, arch: Arch) -> float:
+        module = self.space.build(arch, dataset=self.dataset) if self.dataset else self.space.build(arch)
+        return peak_activation_bytes(module, example_input(self.space, self.dataset)) / 1e6
 
     def evaluate(self, archs: Sequence[Arch]) -> np.ndarray:
         out = np.empty(len(archs))
@@ -96,4 +117,9 @@ class CountProvider(MetricProvider):
         return out
 
     def provenance(self) -> dict[str, Any]:
-        return {**super().provenance(), "method": "analytic count over space.layers(arch)", "dataset": self.dataset}
+        if self._counter is None:
+            method = "liveness of float32 activations in the built network (torch.fx, else forward hooks), batch 1, MB = 1e6 bytes"
+        else:
+            method = "analytic count over space.layers(arch)"
+        return {**super().provenance(), "method": method, "dataset": self.dataset}
+

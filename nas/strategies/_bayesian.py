@@ -87,6 +87,8 @@ class BayesianSampler(ArchSampler):
             candidate, then exact HV improvement: BANANAS' independent Thompson sampling).
         n_initial: evaluations before the surrogate is used, spread over the known cost range.
         n_candidates: candidates scored per step when the space is too large to score whole.
+        warp: "power" fits the surrogate to Yeo-Johnson-transformed values of each uncertain objective
+            (see `_warp`); "none" to the raw values.
         seed: seed of the sampler's random state.
         context: search context; must provide the surrogate factory.
 
@@ -104,14 +106,17 @@ class BayesianSampler(ArchSampler):
         encoding: str | None = None,
         surrogate_options: dict[str, Any] | None = None,
         acquisition: Literal["ehvi", "thompson"] = "ehvi",
-        n_initial: int = 10,
+        n_initial: int = 5,
         n_candidates: int = 4000,
+        warp: Literal["power", "none"] = "power",
         seed: int | None = None,
         context: SearchContext | None = None,
     ) -> None:
         super().__init__(space, seed=seed, context=context)
         if acquisition not in ("ehvi", "thompson"):
             raise ValueError(f"acquisition must be 'ehvi' or 'thompson', got {acquisition!r}")
+        if warp not in ("power", "none"):
+            raise ValueError(f"warp must be 'power' or 'none', got {warp!r}")
         if n_initial < 2:
             raise ValueError(f"n_initial must be >= 2, got {n_initial}")
         if n_candidates < 1:
@@ -122,6 +127,7 @@ class BayesianSampler(ArchSampler):
         self.acquisition = acquisition
         self.n_initial = n_initial
         self.n_candidates = n_candidates
+        self.warp = warp
         self._pool_known: np.ndarray | None = None
         self._pool_index: dict[Arch, int] = {}
 
@@ -179,14 +185,34 @@ class BayesianSampler(ArchSampler):
         members = [pool[i] for i in bins[step % self.n_initial] if pool[i] not in seen]
         return members[int(rng.integers(len(members)))] if members else self.random_unseen(rng, seen)
 
-    def _fit(self, hist: History, column: int) -> Any:
+    def _fit(self, hist: History, y: np.ndarray) -> Any:
         assert self.context is not None
         factory = self.context.surrogate_factory
         if factory is None:
             raise ValueError(f"strategy needs surrogate {self.surrogate!r} but the search context provides no predictor factory")
         model = factory(self.surrogate, self.encoding, self.surrogate_options)
-        model.fit(list(hist.archs), hist.F[:, column])
+        model.fit(list(hist.archs), y)
         return model
+
+    def _warp(self, F: np.ndarray, uncertain: list[int]) -> np.ndarray:
+        """`F` with each uncertain column passed through a fitted monotone (Yeo-Johnson) power transform.
+
+        Why: accuracy is heavily skewed (a few collapsed nets near 10 %, most within a few points of the
+        best), so a GP on raw values spends its lengthscale on the outliers and cannot resolve the top,
+        where the front is. A monotone map keeps Pareto dominance, so EHVI is computed in warped units
+        (as HEBO does for single-objective BO).
+        """
+        if self.warp == "none":
+            return F
+        from sklearn.preprocessing import PowerTransformer
+
+        out = F.copy()
+        for j in uncertain:
+            col = F[:, j]
+            good = np.isfinite(col)
+            if good.sum() >= 3 and np.ptp(col[good]) > 0:
+                out[good, j] = PowerTransformer(method="yeo-johnson").fit_transform(col[good, None])[:, 0]
+        return out
 
     # --- proposal -----------------------------------------------------------------------------------
     def propose(self, study: Study, trial: FrozenTrial, rng: np.random.Generator) -> Arch:
@@ -199,11 +225,12 @@ class BayesianSampler(ArchSampler):
         candidates, F_known = self._candidates(hist, seen, rng, known)
         if not candidates:
             return self.random_unseen(rng, seen)
-        models = [self._fit(hist, j) for j in uncertain]
+        F = self._warp(hist.F, uncertain)
+        models = [self._fit(hist, F[:, j]) for j in uncertain]
         preds = [m.predict(candidates, return_std=True) for m in models]
-        n_obj = hist.F.shape[1]
-        front = hist.F[ok]
-        ref = self._reference(known, F_known, np.nanmax(hist.F, axis=0))
+        n_obj = F.shape[1]
+        front = F[ok]
+        ref = self._reference(known, F_known, np.nanmax(F, axis=0))
         if len(uncertain) == 1 and n_obj == 2:
             j = uncertain[0]
             k = known[0]

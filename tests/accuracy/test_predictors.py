@@ -162,3 +162,17 @@ def test_rf_on_the_effective_encoding_ranks_cifar10_holdout(shared_data):
     onehot = holdout_score("rf", SPACE, archs, y, train_size=100, seed=0, encoding="onehot", n_estimators=100)
     assert effective.n_test == len(archs) - 100
     assert effective.spearman > 0.85 and effective.spearman > onehot.spearman + 0.1
+
+
+def test_cached_encodings_match_fresh_ones_and_cannot_be_corrupted_by_callers():
+    from nas.accuracy.predictors import ArchEncoder
+
+    archs = sample(20)
+    enc = ArchEncoder(SPACE, "effective").fit(archs)
+    first = enc.transform(archs)
+    first[:] = -1.0  # a caller writing into its result must not change what the cache returns later
+    again = enc.transform(list(reversed(archs)))[::-1]
+    fresh = ArchEncoder(SPACE, "effective").fit(archs)._encode(archs)
+    np.testing.assert_array_equal(again, fresh)
+    strings = enc.transform([SPACE.to_string(a) for a in archs])
+    np.testing.assert_array_equal(strings, fresh)

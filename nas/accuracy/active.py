@@ -1,0 +1,457 @@
+"""Active learning: a learned predictor as the accuracy of a search, refitted as labelled trials arrive.
+
+Why: a search should run where no accuracy table covers the space. A true accuracy (a *label*, from a
+`nas.accuracy.labels` source: a benchmark table, a user's CSV, later training) is the expensive part, so a
+search spends at most `label_budget` of them and gives every other trial the predicted accuracy. The rule
+that decides, for each trial in turn (`ActiveAccuracy.evaluate_trial`); "enters the front" means: feasible,
+and weakly dominated by no completed feasible trial of the study at its stored metrics:
+
+1. an arch labelled before in this study reuses that label (free);
+2. while fewer than `initial_labels` labels were spent (or the predictor cannot fit yet), label it (`initial`);
+3. else, while labels spent < `label_budget`:
+   a. label it if it enters the front at its predicted mean (`front`): an unverified point on the front
+      would both be reported and steer the strategy, so it is checked at once;
+   b. exploration, paced: only while labels spent < initial + ceil((label_budget - initial) * trials
+      started / budget), label it if it enters the front at mean + std (`optimistic`), or if its std is at
+      least the 75th percentile of the last 25 predicted stds of the study (>= 8 of them: `uncertain`).
+      Models without uncertainty (gbm) never explore. Pacing keeps labels for the later, better
+      candidates: unpaced, a forest's exploration spent 40 labels by trial 45-140 of 200, and later
+      over-estimated predictions reached the final front (`benchmarks/results/active_predictor.md`);
+4. otherwise, or if the source has no label for it (a CSV without that arch), it keeps its prediction.
+
+Why the state lives in the study: labels, their count and the stds seen are read back from the trials'
+user attrs before every decision, so a resumed run or several workers continue from the same state (the
+model is refitted, from every labelled trial of the study, whenever that set changed). Workers sharing
+a run directory claim labels under a file lock, so the label budget holds for them too.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import inspect
+import math
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from optuna.trial import FrozenTrial, Trial, TrialState
+
+from nas.accuracy.labels import LabelSourceError, check_label_spec, label_source
+from nas.objectives import MetricProvider, ObjectiveSet, TableColumnProvider
+from nas.spaces.base import Arch, SearchSpace
+
+#: Trial user attrs written by the active learner (`accuracy` is the label or the prediction).
+ACCURACY_ATTR = "accuracy"
+SOURCE_ATTR = "accuracy_source"
+STD_ATTR = "accuracy_std"
+PREDICTED_ATTR = "accuracy_predicted"
+PREDICTED_STD_ATTR = "accuracy_predicted_std"
+SPENT_ATTR = "label_spent"
+REASON_ATTR = "label_reason"
+
+OPTION_KEYS = ("labels", "label_budget", "initial_labels")
+DEFAULT_INITIAL_LABELS = 10
+DEFAULT_LABEL_SHARE = 0.3
+STD_WINDOW = 25
+STD_MIN_SEEN = 8
+STD_QUANTILE = 0.75
+
+
+class ActiveLearningError(ValueError):
+    """An accuracy spec or option that is invalid, or a trial that can be neither labelled nor predicted."""
+
+
+def _models() -> list[str]:
+    from nas.accuracy.predictors import predictors
+
+    return predictors.names()
+
+
+@dataclass(frozen=True)
+class AccuracySpec:
+    """Where a search's accuracy comes from: `table`, or `predictor:MODEL[:ENCODING]`.
+
+    Example:
+        >>> AccuracySpec.parse("predictor:rf:onehot")
+        AccuracySpec(model='rf', encoding='onehot')
+        >>> AccuracySpec.parse("table").is_table
+        True
+    """
+
+    model: str | None = None
+    encoding: str | None = None
+
+    @property
+    def is_table(self) -> bool:
+        return self.model is None
+
+    @classmethod
+    def parse(cls, text: object) -> AccuracySpec:
+        if text == "table":
+            return cls()
+        kind, _, rest = text.partition(":") if isinstance(text, str) else ("", "", "")
+        model, _, encoding = rest.partition(":")
+        if kind != "predictor" or not model or ":" in encoding:
+            raise ActiveLearningError(
+                f"accuracy {text!r} does not parse; expected 'table', 'predictor:MODEL' or 'predictor:MODEL:ENCODING' with MODEL in {_models()}"
+            )
+        if model not in _models():
+            raise ActiveLearningError(f"unknown predictor {model!r} in accuracy {text!r}; known: {', '.join(_models())}")
+        return cls(model, encoding or None)
+
+
+def _count(options: Mapping[str, Any], key: str, default: int) -> int:
+    value = options.get(key, default)
+    if not isinstance(value, int) or isinstance(value, bool) or value < 0:
+        raise ActiveLearningError(f"accuracy option {key} must be a non-negative integer, got {value!r}")
+    return value
+
+
+@dataclass(frozen=True)
+class ActiveOptions:
+    """The validated `accuracy_options` of a predictor-backed search.
+
+    Keys: `labels` (label source, default `table`), `label_budget` (default 30 % of the trial budget, at
+    least `initial_labels`), `initial_labels` (default 10, at least the model's minimum); every other key is
+    a parameter of the predictor (e.g. `n_estimators` for rf).
+
+    Example:
+        >>> o = ActiveOptions.parse({"label_budget": 40, "n_estimators": 50}, budget=200, model="rf")
+        >>> o.labels, o.label_budget, o.initial_labels, o.params
+        ('table', 40, 10, {'n_estimators': 50})
+    """
+
+    labels: str
+    label_budget: int
+    initial_labels: int
+    params: dict[str, Any] = field(default_factory=dict)
+
+    @classmethod
+    def parse(cls, options: Mapping[str, Any], *, budget: int, model: str) -> ActiveOptions:
+        from nas.accuracy.predictors import predictors
+
+        if not isinstance(options, Mapping):
+            raise ActiveLearningError(f"accuracy_options must be a mapping, got {options!r}")
+        estimator = predictors.get(model).estimator
+        allowed = [p for p in inspect.signature(estimator.__init__).parameters if p != "self"]
+        unknown = sorted(set(options) - set(OPTION_KEYS) - set(allowed))
+        if unknown:
+            raise ActiveLearningError(
+                f"unknown accuracy option(s) {unknown}; expected {list(OPTION_KEYS)} or parameters of predictor {model!r}: {allowed}"
+            )
+        try:
+            labels = check_label_spec(options.get("labels", "table"))
+        except LabelSourceError as exc:
+            raise ActiveLearningError(str(exc)) from None
+        minimum = estimator.min_samples_needed
+        initial = _count(options, "initial_labels", max(DEFAULT_INITIAL_LABELS, minimum))
+        if initial < minimum:
+            raise ActiveLearningError(
+                f"accuracy option initial_labels must be at least {minimum} (the fewest labels predictor {model!r} fits on), got {initial}"
+            )
+        label_budget = _count(options, "label_budget", max(initial, math.ceil(DEFAULT_LABEL_SHARE * budget)))
+        if label_budget < initial:
+            raise ActiveLearningError(f"accuracy option label_budget ({label_budget}) must be at least initial_labels ({initial})")
+        params = {k: v for k, v in options.items() if k not in OPTION_KEYS}
+        return cls(labels, label_budget, initial, params)
+
+
+@contextmanager
+def _exclusive(path: Path | None) -> Iterator[None]:
+    """Holds an exclusive file lock on `path` (no lock when None: a storage shared beyond one directory)."""
+    if path is None:
+        yield
+        return
+    with open(path, "a") as fh:
+        fcntl.flock(fh, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(fh, fcntl.LOCK_UN)
+
+
+class ActiveAccuracy(MetricProvider):
+    """Accuracy of a search from predictor `spec.model`, fitted on the labels the search paid for.
+
+    Not cheap: a strategy must not rank candidates by it before they are evaluated. `evaluate(archs)`
+    gives the current model's predictions (NaN before it was fitted); a Run calls `evaluate_trial`, which
+    applies the labelling rule of this module and writes the decision into the trial's user attrs.
+
+    Args:
+        spec: model and encoding.
+        space: the search space.
+        labels: provider of TRUE accuracy (NaN where it has none), see `nas.accuracy.labels`.
+        objectives: the search's objectives and constraints (for the front rule).
+        options: label budget, initial labels, model parameters.
+        budget: the search's trial budget (paces exploration labels).
+        seed: `random_state` of the model unless `options.params` sets one.
+
+    Example:
+        >>> from nas.spaces import get_space
+        >>> from nas.accuracy.labels import label_source
+        >>> space = get_space("nb201")
+        >>> objs = ObjectiveSet.parse("accuracy:max,params:min")
+        >>> opts = ActiveOptions.parse({"label_budget": 20, "n_estimators": 20}, budget=50, model="rf")
+        >>> acc = ActiveAccuracy(AccuracySpec("rf"), space, label_source("table", space, "cifar10"), objs, opts, budget=50)
+        >>> acc.cheap, acc.min_labels
+        (False, 2)
+    """
+
+    metric = "accuracy"
+    cheap = False
+
+    def __init__(
+        self,
+        spec: AccuracySpec,
+        space: SearchSpace,
+        labels: MetricProvider,
+        objectives: ObjectiveSet,
+        options: ActiveOptions,
+        *,
+        budget: int,
+        seed: int | None = 0,
+    ) -> None:
+        from nas.accuracy.predictors import make_predictor
+
+        if spec.model is None:
+            raise ActiveLearningError("ActiveAccuracy needs a predictor spec (predictor:MODEL), got 'table'")
+        self.spec = spec
+        self.space = space
+        self.labels = labels
+        self.objectives = objectives
+        self.options = options
+        if budget < 1:
+            raise ActiveLearningError(f"ActiveAccuracy needs a trial budget >= 1, got {budget}")
+        self.budget = budget
+        self.seed = seed
+        self._pipeline = make_predictor(spec.model, space, spec.encoding, **{"random_state": seed, **options.params})
+        self.encoding: str = self._pipeline.named_steps["encode"].kind
+        estimator = self._pipeline.named_steps["model"]
+        self.min_labels: int = type(estimator).min_samples_needed
+        self.gives_std: bool = bool(estimator._gives_std())
+        self._check_params()
+        self._labels: dict[str, float] = {}
+        self._fitted_on: dict[str, float] = {}
+
+    def _check_params(self) -> None:
+        """Fit a copy once on a few random archs, so bad model parameters fail before the search starts."""
+        from sklearn.base import clone
+
+        rng = np.random.default_rng(0)
+        archs = list(dict.fromkeys(self.space.sample(rng) for _ in range(max(self.min_labels, 4))))
+        try:
+            clone(self._pipeline).fit(archs, rng.random(len(archs)))
+        except Exception as exc:  # any estimator error here is a bad parameter value
+            message = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+            raise ActiveLearningError(f"predictor {self.spec.model!r} rejects accuracy options {self.options.params}: {message}") from None
+
+    # --- state read back from the study -----------------------------------------------------------
+    def _arch_string(self, trial: FrozenTrial) -> str:
+        return trial.user_attrs.get("arch") or self.space.to_string(self.space.validate(trial.params))
+
+    def stored_labels(self, trials: Sequence[FrozenTrial]) -> dict[str, float]:
+        """Arch string -> true accuracy for every labelled trial of the study, in trial order."""
+        out: dict[str, float] = {}
+        for t in trials:
+            value = t.user_attrs.get(ACCURACY_ATTR)
+            if t.user_attrs.get(SOURCE_ATTR) == "label" and isinstance(value, (int, float)) and math.isfinite(value):
+                out.setdefault(self._arch_string(t), float(value))
+        return out
+
+    @staticmethod
+    def labels_spent(trials: Sequence[FrozenTrial]) -> int:
+        """Labels claimed by trials of the study (in any state: a claimed label was paid for)."""
+        return sum(1 for t in trials if t.user_attrs.get(SPENT_ATTR) is True)
+
+    def sync(self, trials: Sequence[FrozenTrial]) -> None:
+        """Read the study's labels; refit the model when they changed and there are enough of them."""
+        self._labels = self.stored_labels(trials)
+        if self._labels != self._fitted_on and len(self._labels) >= self.min_labels:
+            archs = [self.space.from_string(s) for s in self._labels]
+            self._pipeline.fit(archs, np.fromiter(self._labels.values(), dtype=float))
+            self._fitted_on = dict(self._labels)
+
+    @property
+    def fitted(self) -> bool:
+        return bool(self._fitted_on)
+
+    # --- predictions ------------------------------------------------------------------------------
+    def evaluate(self, archs: Sequence[Arch]) -> np.ndarray:
+        """Predicted accuracy per arch (`n_archs`) from the last fit; NaN before the first."""
+        if not self.fitted:
+            return np.full(len(archs), np.nan)
+        return np.asarray(self._pipeline.predict(list(archs)), dtype=float)
+
+    def predict_one(self, arch: Arch) -> tuple[float, float]:
+        """(mean, std) for one arch; std is NaN for models without uncertainty, both NaN before a fit."""
+        if not self.fitted:
+            return math.nan, math.nan
+        if not self.gives_std:
+            return float(self._pipeline.predict([arch])[0]), math.nan
+        mean, std = self._pipeline.predict([arch], return_std=True)
+        return float(mean[0]), float(std[0])
+
+    # --- the labelling rule -----------------------------------------------------------------------
+    def enters_front(self, candidate: Mapping[str, float], trials: Sequence[FrozenTrial]) -> bool:
+        """Whether `candidate` (every objective/constraint metric) is feasible and weakly dominated by no
+        completed feasible trial (trials at their stored metrics, accuracy = label or prediction)."""
+        objs = self.objectives
+        mine = objs.violations({m: np.array([candidate[m]]) for m in objs.metrics})
+        if (mine > 0).any():
+            return False
+        rows = [t.user_attrs["metrics"] for t in trials if t.state == TrialState.COMPLETE and "metrics" in t.user_attrs]
+        if not rows:
+            return True
+        F = objs.to_minimisation(np.array([[r[n] for n in objs.names] for r in rows], dtype=float))
+        feasible = (objs.violations({m: np.array([r[m] for r in rows], dtype=float) for m in objs.metrics}) <= 0).all(axis=1)
+        c = objs.to_minimisation(np.array([[candidate[n] for n in objs.names]], dtype=float))[0]
+        return not bool(np.all(F[feasible] <= c, axis=1).any())
+
+    @staticmethod
+    def recent_stds(trials: Sequence[FrozenTrial]) -> np.ndarray:
+        """Predicted stds of the last `STD_WINDOW` trials that had one (labelled or not), oldest first."""
+        stds = [t.user_attrs.get(STD_ATTR, t.user_attrs.get(PREDICTED_STD_ATTR)) for t in trials]
+        return np.array([s for s in stds if isinstance(s, (int, float)) and math.isfinite(s)][-STD_WINDOW:], dtype=float)
+
+    def uncertain(self, std: float, trials: Sequence[FrozenTrial]) -> bool:
+        if not math.isfinite(std):
+            return False
+        seen = self.recent_stds(trials)
+        return len(seen) >= STD_MIN_SEEN and std >= float(np.quantile(seen, STD_QUANTILE))
+
+    def paced_allowance(self, n_trials: int) -> int:
+        """Labels exploration may have spent once `n_trials` trials started: the initial ones plus the
+        rest of the label budget in proportion to the trial budget."""
+        initial, budget = self.options.initial_labels, self.options.label_budget
+        return initial + math.ceil((budget - initial) * min(1.0, n_trials / self.budget))
+
+    def reason_to_label(self, mean: float, std: float, others: Mapping[str, float], trials: Sequence[FrozenTrial]) -> str | None:
+        """`initial`, `front`, `optimistic`, `uncertain`, or None (keep the prediction), by the module's rule."""
+        spent = self.labels_spent(trials)
+        if spent < self.options.initial_labels or not self.fitted:
+            return "initial" if spent < self.options.label_budget else None
+        if spent >= self.options.label_budget:
+            return None
+        if self.enters_front({**others, self.metric: mean}, trials):
+            return "front"
+        if not math.isfinite(std) or spent >= self.paced_allowance(len(trials)):
+            return None
+        if self.enters_front({**others, self.metric: mean + std}, trials):
+            return "optimistic"
+        if self.uncertain(std, trials):
+            return "uncertain"
+        return None
+
+    def _claim_and_label(self, study: Any, trial: Trial, arch: Arch, lock: Path | None) -> float | None:
+        """Spend one label on `trial` if the budget still allows (checked under the lock); its true value,
+        or None when the budget is gone or the source has no value for `arch` (then nothing is spent)."""
+        with _exclusive(lock):
+            if self.labels_spent(study.get_trials(deepcopy=False)) >= self.options.label_budget:
+                return None
+            trial.set_user_attr(SPENT_ATTR, True)
+        try:
+            value = float(self.labels.evaluate([arch])[0])
+        except (KeyboardInterrupt, SystemExit):
+            trial.set_user_attr(SPENT_ATTR, False)  # interrupted before a label came back: not spent
+            raise
+        if not math.isfinite(value):
+            trial.set_user_attr(SPENT_ATTR, False)
+            return None
+        return value
+
+    def evaluate_trial(self, study: Any, trial: Trial, arch: Arch, others: Mapping[str, float], *, lock: Path | None = None) -> float:
+        """The accuracy of `trial` (label or prediction) by the module's rule; writes the user attrs
+        `accuracy`, `accuracy_source`, `accuracy_std` / `accuracy_predicted[_std]`, `label_spent`, `label_reason`.
+
+        Args:
+            study: the Optuna study (its trials are the learner's state).
+            trial: the running trial that evaluates `arch`.
+            arch: the architecture.
+            others: the trial's other metrics (every objective and constraint metric except accuracy).
+            lock: a file that serialises label claims of workers sharing the run directory.
+
+        Raises:
+            ActiveLearningError: no label for `arch` and no fitted predictor yet.
+        """
+        trials = study.get_trials(deepcopy=False)
+        self.sync(trials)
+        key = self.space.to_string(arch)
+        if key in self._labels:
+            return self._record(trial, {SOURCE_ATTR: "label", ACCURACY_ATTR: self._labels[key], REASON_ATTR: "reused"})
+        mean, std = self.predict_one(arch)
+        reason = self.reason_to_label(mean, std, others, trials)
+        if reason is not None:
+            value = self._claim_and_label(study, trial, arch, lock)
+            if value is not None:
+                attrs: dict[str, Any] = {SOURCE_ATTR: "label", ACCURACY_ATTR: value, REASON_ATTR: reason}
+                if math.isfinite(mean):
+                    attrs[PREDICTED_ATTR] = mean
+                if math.isfinite(std):
+                    attrs[PREDICTED_STD_ATTR] = std
+                return self._record(trial, attrs)
+        if not math.isfinite(mean):
+            spent = self.labels_spent(trials)
+            raise ActiveLearningError(
+                f"no accuracy for {key}: label source {self.options.labels!r} has none for it"
+                f" (labels spent {spent} of {self.options.label_budget})"
+                f" and predictor {self.spec.model!r} has {len(self._labels)} of the {self.min_labels} labels it needs"
+            )
+        attrs = {SOURCE_ATTR: "predicted", ACCURACY_ATTR: mean}
+        if math.isfinite(std):
+            attrs[STD_ATTR] = std
+        return self._record(trial, attrs)
+
+    @staticmethod
+    def _record(trial: Trial, attrs: Mapping[str, Any]) -> float:
+        for k, v in attrs.items():
+            trial.set_user_attr(k, v)
+        return float(attrs[ACCURACY_ATTR])
+
+    # --- reporting --------------------------------------------------------------------------------
+    def reference_table(self) -> TableColumnProvider | None:
+        """The label table when it covers the whole finite space (its worst value is the space's worst)."""
+        labels = self.labels
+        if isinstance(labels, TableColumnProvider) and self.space.size is not None and len(labels.evaluate_all()[0]) >= self.space.size:
+            return labels
+        return None
+
+    def provenance(self) -> dict[str, Any]:
+        return {
+            **super().provenance(),
+            "model": self.spec.model,
+            "encoding": self.encoding,
+            "labels": self.labels.provenance(),
+            "label_budget": self.options.label_budget,
+            "initial_labels": self.options.initial_labels,
+            "seed": self.seed,
+        }
+
+
+def active_accuracy(
+    accuracy: str,
+    options: Mapping[str, Any],
+    space: SearchSpace,
+    *,
+    dataset: str,
+    data_dir: str | None,
+    objectives: ObjectiveSet,
+    budget: int,
+    seed: int | None,
+) -> ActiveAccuracy:
+    """The `ActiveAccuracy` of a run config (`accuracy="predictor:MODEL[:ENCODING]"`, `accuracy_options`).
+
+    Every input is checked here (model, encoding, options, the label source and its file), so a Run can
+    refuse a bad config before it writes anything.
+    """
+    spec = AccuracySpec.parse(accuracy)
+    if spec.model is None:
+        raise ActiveLearningError("active_accuracy needs accuracy 'predictor:MODEL[:ENCODING]', got 'table'")
+    parsed = ActiveOptions.parse(options, budget=budget, model=spec.model)
+    labels = label_source(parsed.labels, space, dataset, data_dir)
+    return ActiveAccuracy(spec, space, labels, objectives, parsed, budget=budget, seed=seed)
+
+
+__all__ = ["AccuracySpec", "ActiveAccuracy", "ActiveLearningError", "ActiveOptions", "active_accuracy"]
