@@ -11,7 +11,8 @@ whole table. Seeds run in `--workers` processes.
     python benchmarks/strategies.py                         # the full comparison (long: BO/GP are slow)
     # the committed results/strategies.*: --strategies random,evolution,aging,rl,local,bo,optuna-nsga2,optuna-tpe,optuna-gp
     #     --limits bo=10:100,optuna-gp=5:100 (26 min); results/strategies_bo300.*: --strategies bo --limits bo=3:300
-    #     --budgets 100,300 --out benchmarks/results/strategies_bo300 (11 min)
+    #     --budgets 100,300 --out benchmarks/results/strategies_bo300 (11 min); results/strategies_bananas.*: the six
+    #     devices, --strategies bananas --seeds 3 --budgets 50,100 --limits bananas=3:100 --workers 1 (15 min)
     python benchmarks/strategies.py --cases raspi4 --strategies random,evolution --seeds 2   # quick
 Writes benchmarks/results/strategies.csv, strategies_curves.csv, strategies.md and strategies.png.
 """
