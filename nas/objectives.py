@@ -217,6 +217,32 @@ class MetricProvider(ABC):
         return {"provider": type(self).__name__, "metric": self.metric}
 
 
+class PerArchProvider(MetricProvider):
+    """A provider that computes one arch at a time (builds, traces, runs or sums its layers) and keeps
+    every value it computed.
+
+    Why: strategies ask for the same archs again and again (candidate pools every step, the whole space
+    for a reference point), and each value is costly to compute but never changes.
+    """
+
+    _cache: dict[Arch, float]
+
+    @abstractmethod
+    def _value(self, arch: Arch) -> float:
+        """The metric of one arch."""
+
+    def evaluate(self, archs: Sequence[Arch]) -> np.ndarray:
+        if "_cache" not in self.__dict__:
+            self._cache = {}
+        out = np.empty(len(archs))
+        for i, arch in enumerate(archs):
+            value = self._cache.get(arch)
+            if value is None:
+                value = self._cache[arch] = float(self._value(arch))
+            out[i] = value
+        return out
+
+
 class TableColumnProvider(MetricProvider):
     """A metric read from one column of a table keyed by the space's canonical arch string.
 

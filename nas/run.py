@@ -450,9 +450,6 @@ class Run:
         return spent
 
     # --- searching --------------------------------------------------------------------------------
-    def evaluate(self, arch: Arch) -> dict[str, float]:
-        return {m: float(p.evaluate([arch])[0]) for m, p in self.providers.items()}
-
     def _evaluate_trial(self, study: optuna.Study, trial: optuna.Trial, arch: Arch) -> dict[str, float]:
         """Every metric of `arch` for `trial`; a predictor-backed accuracy last, as its labelling rule
         needs the trial's other metrics (does the arch enter the front?) and the study's labels."""

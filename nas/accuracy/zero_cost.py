@@ -31,7 +31,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from nas.objectives import MetricProvider
+from nas.objectives import PerArchProvider
 from nas.spaces.base import Arch, SearchSpace
 
 PROXIES: tuple[str, ...] = ("synflow", "snip", "grad_norm", "fisher", "jacob_cov", "nwot", "params", "flops")
@@ -234,7 +234,7 @@ def arch_proxies(
     return compute_proxies(net, inputs, targets, proxies)
 
 
-class ZeroCostProvider(MetricProvider):
+class ZeroCostProvider(PerArchProvider):
     """One proxy as a cheap accuracy stand-in: `evaluate(archs)` gives scores (higher = predicted better),
     not accuracies in %, so use it to rank or pre-filter, never to report accuracy.
 
@@ -252,15 +252,9 @@ class ZeroCostProvider(MetricProvider):
         (self.proxy,) = _check_proxies([proxy])
         self.space = space
         self.inputs, self.targets, self.seed = inputs, targets, seed
-        self._cache: dict[Arch, float] = {}
 
-    def evaluate(self, archs: Sequence[Arch]) -> np.ndarray:
-        out = np.empty(len(archs))
-        for i, arch in enumerate(archs):
-            if arch not in self._cache:
-                self._cache[arch] = arch_proxies(self.space, arch, self.inputs, self.targets, (self.proxy,), seed=self.seed)[self.proxy]
-            out[i] = self._cache[arch]
-        return out
+    def _value(self, arch: Arch) -> float:
+        return arch_proxies(self.space, arch, self.inputs, self.targets, (self.proxy,), seed=self.seed)[self.proxy]
 
     def provenance(self) -> dict[str, Any]:
         return {**super().provenance(), "proxy": self.proxy, "batch": list(self.inputs.shape), "seed": self.seed}

@@ -16,7 +16,7 @@ from typing import Any, Literal
 import numpy as np
 
 from nas.cost.memory import example_input, peak_activation_bytes
-from nas.objectives import MetricProvider
+from nas.objectives import PerArchProvider
 from nas.spaces.base import Arch, LayerSignature, SearchSpace
 
 
@@ -62,7 +62,7 @@ PEAK_MEMORY = "peak_memory"
 CountKind = Literal["params", "flops", "macs", "peak_memory"]
 
 
-class CountProvider(MetricProvider):
+class CountProvider(PerArchProvider):
     """`params` (millions), `flops`/`macs` (millions of multiply-accumulates, NAS-Bench-201's "FLOPs"), or
     `peak_memory` (MB, 1e6 bytes: the most float32 activation bytes alive at once while the built network
     runs one image, batch 1, input included, parameters excluded; see `nas.cost.memory`).
@@ -90,9 +90,8 @@ class CountProvider(MetricProvider):
         self.cheap = kind != PEAK_MEMORY
         self._counter = _COUNTERS.get(kind)
         self._per_signature: dict[LayerSignature, int] = {}
-        self._per_arch: dict[Arch, float] = {}
 
-    def _count(self, arch: Arch) -> float:
+    def _value(self, arch: Arch) -> float:
         if self._counter is None:
             return self._peak_memory(arch)
         total = 0
@@ -106,15 +105,6 @@ class CountProvider(MetricProvider):
     def _peak_memory(self, arch: Arch) -> float:
         module = self.space.build(arch, dataset=self.dataset) if self.dataset else self.space.build(arch)
         return peak_activation_bytes(module, example_input(self.space, self.dataset)) / 1e6
-
-    def evaluate(self, archs: Sequence[Arch]) -> np.ndarray:
-        out = np.empty(len(archs))
-        for i, arch in enumerate(archs):
-            value = self._per_arch.get(arch)
-            if value is None:
-                value = self._per_arch[arch] = self._count(arch)
-            out[i] = value
-        return out
 
     def provenance(self) -> dict[str, Any]:
         if self._counter is None:

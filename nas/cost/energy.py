@@ -31,7 +31,7 @@ import numpy as np
 
 from nas import tables
 from nas.cost.counts import layer_macs, layer_params
-from nas.objectives import MetricProvider, TableColumnProvider
+from nas.objectives import MetricProvider, PerArchProvider, TableColumnProvider
 from nas.spaces.base import Arch, LayerSignature, SearchSpace
 
 POWERCAP_ROOT = Path("/sys/class/powercap")
@@ -151,7 +151,7 @@ def no_counters_message(root: Path, metric: str = "energy@this") -> str:
     )
 
 
-class MeasuredEnergyProvider(MetricProvider):
+class MeasuredEnergyProvider(PerArchProvider):
     """`energy@this`: energy per inference measured with powercap counters, network run by PyTorch eager.
 
     The counters see the whole package (idle power and other processes included): this is the energy the
@@ -166,9 +166,8 @@ class MeasuredEnergyProvider(MetricProvider):
         self.dataset = dataset
         self.counter = counter
         self.target_s = target_s
-        self._cache: dict[Arch, float] = {}
 
-    def _measure(self, arch: Arch) -> float:
+    def _value(self, arch: Arch) -> float:
         from nas.cost.measure import backends
         from nas.cost.memory import example_input
 
@@ -180,12 +179,6 @@ class MeasuredEnergyProvider(MetricProvider):
         once = max(time.perf_counter() - start, 1e-6)
         repeats = max(10, math.ceil(self.target_s / once))
         return self.counter.measure(runner, repeats) * 1e3
-
-    def evaluate(self, archs: Sequence[Arch]) -> np.ndarray:
-        for arch in dict.fromkeys(archs):
-            if arch not in self._cache:
-                self._cache[arch] = self._measure(arch)
-        return np.array([self._cache[a] for a in archs], dtype=float)
 
     def provenance(self) -> dict[str, Any]:
         return {
@@ -294,7 +287,7 @@ def _layer_words(sig: LayerSignature) -> int:
     return inputs + layer_params(sig) + outputs
 
 
-class OpCountEnergyProvider(MetricProvider):
+class OpCountEnergyProvider(PerArchProvider):
     """`energy@model` ESTIMATE (mJ per inference): Horowitz's 45 nm energies per MAC and per DRAM word.
 
     E = (FP32 mult + add) x MACs + DRAM read x (inputs + weights + outputs of every layer, 32-bit words).
@@ -314,19 +307,12 @@ class OpCountEnergyProvider(MetricProvider):
         self.metric = f"energy@{MODEL_DEVICE}"
         self.space = space
         self.dataset = dataset
-        self._cache: dict[Arch, float] = {}
 
-    def _energy_mj(self, arch: Arch) -> float:
+    def _value(self, arch: Arch) -> float:
         layers = self.space.layers(arch, dataset=self.dataset) if self.dataset else self.space.layers(arch)
         macs = sum(layer_macs(sig) for sig in layers)
         words = sum(_layer_words(sig) for sig in layers)
         return ((FP32_MULT_PJ + FP32_ADD_PJ) * macs + DRAM_32BIT_PJ * words) * 1e-9
-
-    def evaluate(self, archs: Sequence[Arch]) -> np.ndarray:
-        for arch in dict.fromkeys(archs):
-            if arch not in self._cache:
-                self._cache[arch] = self._energy_mj(arch)
-        return np.array([self._cache[a] for a in archs], dtype=float)
 
     def provenance(self) -> dict[str, Any]:
         return {

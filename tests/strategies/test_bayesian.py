@@ -72,10 +72,10 @@ def _table_study(
     strategy: str, budget: int, seed: int, constraints: tuple[str, ...] = (), cost: str = "params"
 ) -> tuple[list, np.ndarray, np.ndarray]:
     accuracy = table_accuracy(SPACE, "cifar10")
-    params = _cost_provider(cost)
+    costs = _cost_provider(cost)
     objset = ObjectiveSet.parse(["accuracy:max", f"{cost}:min"], list(constraints))
     context = SearchContext(
-        objset, (cost,), lambda archs: {cost: params.evaluate(archs)}, None, lambda n, e, o: make_predictor(n, SPACE, e, **o)
+        objset, (cost,), lambda archs: {cost: costs.evaluate(archs)}, None, lambda n, e, o: make_predictor(n, SPACE, e, **o)
     )
     sampler = make_strategy(strategy, SPACE, seed=seed, constrained=bool(constraints), context=context)
     study = optuna.create_study(directions=["minimize", "minimize"], sampler=sampler)
@@ -84,10 +84,10 @@ def _table_study(
         trial = study.ask(fixed_distributions=space_distributions(SPACE))
         arch = SPACE.validate(trial.params)
         archs.append(arch)
-        study.tell(trial, [-float(accuracy.evaluate([arch])[0]), float(params.evaluate([arch])[0])])
+        study.tell(trial, [-float(accuracy.evaluate([arch])[0]), float(costs.evaluate([arch])[0])])
     F = np.array([t.values for t in study.trials])
     every = SPACE.enumerate()
-    all_F = np.column_stack([-accuracy.evaluate(every), params.evaluate(every)])
+    all_F = np.column_stack([-accuracy.evaluate(every), costs.evaluate(every)])
     return archs, F, all_F
 
 
