@@ -416,6 +416,7 @@ def lut_build(
     statistic: Annotated[Optional[str], typer.Option(help="Per-process summary of the samples: min (robust on a shared machine) or median [default: min].")] = None,
     clock: Annotated[Optional[str], typer.Option(help="thread (CPU time; ignores time preempted by other processes; 1 thread only), wall, or auto [default: auto].")] = None,
     overwrite: Annotated[bool, typer.Option(help="Replace this space's rows if OUT already has them.")] = False,
+    all_layers: Annotated[bool, typer.Option(help="Price every operator PyTorch runs, even for a backend whose graph optimiser removes dead ones and merges identical ones (default: what the backend leaves).")] = False,
     progress: Annotated[bool, typer.Option(help="Show a progress bar.")] = True,
 ) -> None:
     """Measure every operator of a space on this machine through a backend and write a LUT."""
@@ -435,12 +436,16 @@ def lut_build(
             lut = build_lut(
                 the_space, backend, processes=processes, threads=threads, dataset=dataset, device=name, timing=timing,
                 calibrate=calibrate, calibration_model=calibration_model, seed=seed, progress=update,
+                layer_options={} if all_layers else None,
             )
         path = save_built(lut, out, overwrite=overwrite)
     except _measure_errors() as exc:
         raise _fail(str(exc).splitlines()[0]) from None
     info = lut.meta["build"][the_space.name]
     console.print(f"{path}: {info['signatures']} operator signatures of {the_space.name} ({info['coverage']}) + intercept, {backend}, {threads} thread(s), {processes} processes, {info['seconds']} s", highlight=False, soft_wrap=True)
+    if info.get("layer_options"):
+        listed = ", ".join(k for k, v in info["layer_options"].items() if v)
+        console.print(f"operators listed as {backend}'s graph optimiser leaves them ({listed}); --all-layers prices every one", highlight=False, soft_wrap=True)
     cal = lut.meta.get("calibration", {}).get(the_space.name)
     if cal:
         before, after = cal["before"], cal["after_in_sample"]

@@ -222,6 +222,7 @@ def build_lut(
     calibration_model: str = "scale",
     seed: int = 0,
     progress: Progress | None = None,
+    layer_options: Mapping[str, Any] | None = None,
 ) -> LUT:
     """Measure every distinct signature of `space` (or of `archs`) through `backend` on this machine.
 
@@ -238,6 +239,9 @@ def build_lut(
         calibration_model: "scale" or "offset" (see `nas.cost.validate.calibrate_lut`).
         seed: order of measurement inside processes, and the calibration archs.
         progress: called as `progress(done, total)` after each timed item.
+        layer_options: how `space.layers` lists an arch's operators for this LUT, stored in the sidecar
+            and applied wherever the LUT prices an arch (default: the backend's `layer_options`, what its
+            graph optimiser leaves to run; `{}` lists every operator PyTorch runs).
 
     Returns:
         The LUT (not yet saved); `meta` holds provenance, `meta["build"][space.name]` the details.
@@ -251,9 +255,10 @@ def build_lut(
         raise ValueError(f"unknown calibration model {calibration_model!r}; expected one of {list(CALIBRATION_MODELS)}")
     versions = backend_obj.versions()  # imports the backend's library here, so a missing one fails before any process starts
     layer_kwargs = {"dataset": dataset} if dataset else {}
+    options = dict(backend_obj.layer_options if layer_options is None else layer_options)
     started = time.perf_counter()
     load_before = load_average()
-    signatures = distinct_signatures(space, archs, seed=seed, **layer_kwargs)
+    signatures = distinct_signatures(space, archs, seed=seed, **layer_kwargs, **options)
     settings = timing_settings(timing, threads)
     total = processes * (len(signatures) + calibrate)
     tick = _progress_counter(progress, total)
@@ -263,6 +268,7 @@ def build_lut(
         "date": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
         "dataset": dataset,
         "layer_kwargs": layer_kwargs,
+        "layer_options": options,
         "coverage": _coverage_text(space, archs),
         "signatures": len(signatures),
         "processes": processes,

@@ -135,6 +135,18 @@ class LUT:
     def name(self) -> str:
         return str(self.path) if self.path else f"{self.meta.get('device')}"
 
+    def layer_options(self, space: str) -> dict[str, Any]:
+        """How the build listed each arch's operators (e.g. `live_only` for a graph-optimising backend).
+
+        Every price taken from this LUT lists layers the same way, or its rows would not match.
+        """
+        stored = self.meta.get("build", {}).get(space, {}).get("layer_options", {})
+        return dict(stored) if isinstance(stored, Mapping) else {}
+
+    def layers(self, space: SearchSpace, arch: Arch, **layer_kwargs: Any) -> list[Any]:
+        """`space.layers(arch)` as this LUT prices them (its `layer_options` applied)."""
+        return space.layers(arch, **{**self.layer_options(space.name), **layer_kwargs})
+
     def predict(self, space: SearchSpace, archs: Sequence[Arch], **layer_kwargs: Any) -> np.ndarray:
         """Sum of per-layer costs, plus the intercept and any topology-term rows, for each arch, in ms.
 
@@ -145,7 +157,7 @@ class LUT:
         costs = self.costs(space.name)
         intercept = costs.pop(INTERCEPT, 0.0)
         terms = [k for k in costs if is_term(k)]
-        counts, sigs = signature_counts(space, archs, **layer_kwargs)
+        counts, sigs = signature_counts(space, archs, **{**self.layer_options(space.name), **layer_kwargs})
         keys = [sig.key() for sig in sigs]
         missing = [j for j, k in enumerate(keys) if k not in costs]
         if missing:

@@ -157,7 +157,7 @@ def validate_lut(
     table = pd.DataFrame(
         {
             "arch": [space.to_string(a) for a in archs],
-            "n_layers": [len(space.layers(a, **layer_kwargs)) for a in archs],
+            "n_layers": [len(lut.layers(space, a, **layer_kwargs)) for a in archs],
             "measured_ms": measured,
             "predicted_ms": predicted,
             "ratio": predicted / measured,
@@ -192,7 +192,7 @@ ROBUST_SCALE = 0.05
 def _sums_by_op(lut: LUT, space: SearchSpace, archs: Sequence[Arch], layer_kwargs: Mapping[str, Any]) -> tuple[list[str], np.ndarray, np.ndarray]:
     """Operator types, `n_archs x n_types` sums of their LUT rows, and `n_archs x n_types` counts."""
     costs = lut.costs(space.name)
-    layers = [space.layers(a, **layer_kwargs) for a in archs]
+    layers = [lut.layers(space, a, **layer_kwargs) for a in archs]
     ops = sorted({sig.op for layer in layers for sig in layer})
     column = {op: j for j, op in enumerate(ops)}
     sums = np.zeros((len(archs), len(ops)))

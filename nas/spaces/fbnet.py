@@ -310,9 +310,20 @@ class FBNetSpace(SearchSpace):
         return FBNetNetwork(self.layer_ops(self.validate(arch)), self.macro, num_classes=int(classes))
 
     def layers(
-        self, arch: Arch, *, dataset: str | None = None, num_classes: int | None = None, input_size: int | None = None
+        self,
+        arch: Arch,
+        *,
+        dataset: str | None = None,
+        num_classes: int | None = None,
+        input_size: int | None = None,
+        live_only: bool = False,
+        merge_identical: bool = False,
     ) -> list[LayerSignature]:
-        """The operators `build(arch)` executes on one square image, in order (adds included)."""
+        """The operators `build(arch)` executes on one square image, in order (adds included).
+
+        Every FBNet operator reaches the output and none is applied twice to one tensor, so the graph
+        optimiser options of `NB201Space.layers` (`live_only`, `merge_identical`) change nothing here.
+        """
         info = self.dataset_info(dataset)
         size = int(input_size if input_size is not None else info["input_size"])
         classes = int(num_classes if num_classes is not None else info["num_classes"])

@@ -218,8 +218,16 @@ class NB201Space(SearchSpace):
         )
 
     def layers(
-        self, arch: Arch, *, dataset: str | None = None, num_classes: int | None = None, input_size: int | None = None
+        self,
+        arch: Arch,
+        *,
+        dataset: str | None = None,
+        num_classes: int | None = None,
+        input_size: int | None = None,
+        live_only: bool = False,
+        merge_identical: bool = False,
     ) -> list[LayerSignature]:
+        """Operators of `build(arch)`; the two options list what a graph optimiser leaves (see `nb201_layers`)."""
         from nas.spaces.nb201_network import nb201_layers
 
         size = input_size if input_size is not None else (self.dataset_info(dataset)["input_size"] if dataset else 32)
@@ -228,5 +236,7 @@ class NB201Space(SearchSpace):
             channels=self.channels,
             cells_per_stage=self.cells_per_stage,
             input_size=int(size),
+            live_only=live_only,
+            merge_identical=merge_identical,
             **self._network_kwargs(dataset, num_classes),
         )

@@ -195,17 +195,48 @@ def _relu_conv_bn(c_in: int, c_out: int, size: int, kernel: int, stride: int) ->
     return [_same("relu", c_in, size), _conv(c_in, c_out, size, kernel, stride), _same("bn", c_out, out)]
 
 
-def _cell_layers(ops: tuple[str, ...], channels: int, size: int) -> list[LayerSignature]:
+def live_edges(edge_ops: Sequence[str]) -> list[bool]:
+    """Which edges a graph optimiser keeps: not `none`, fed by the cell input, and reaching the output.
+
+    An edge whose source node is fed by `none` edges only computes on constant zeros (constant-folded);
+    one whose target node never reaches node 3 is dead code. Both are removed by ONNX Runtime and TVM.
+    """
+    ops = _check_edge_ops(edge_ops)
+    variable = [True, False, False, False]
+    for (target, source), name in zip(EDGES, ops):
+        variable[target] |= name != "none" and variable[source]
+    reaches = [False, False, False, True]
+    for (target, source), name in reversed(list(zip(EDGES, ops))):
+        reaches[source] |= name != "none" and reaches[target]
+    return [name != "none" and variable[source] and reaches[target] for (target, source), name in zip(EDGES, ops)]
+
+
+def _cell_layers(
+    ops: tuple[str, ...], channels: int, size: int, *, live_only: bool = False, merge_identical: bool = False
+) -> list[LayerSignature]:
+    keep = live_edges(ops) if live_only else [name != "none" for name in ops]
+    # A node whose one input is a skip edge holds the same tensor as that edge's source.
+    same_as = [0, 1, 2, 3]
+    for target in (1, 2, 3):
+        feeds = [(source, name) for (node, source), name, kept in zip(EDGES, ops, keep) if node == target and kept]
+        if merge_identical and len(feeds) == 1 and feeds[0][1] == "skip_connect":
+            same_as[target] = same_as[feeds[0][0]]
     layers: list[LayerSignature] = []
+    relu_of: set[int] = set()  # tensors (by `same_as` node) whose ReLU is already listed
+    pool_of: set[int] = set()
     for target in (1, 2, 3):
         inputs = 0
-        for (node, _), name in zip(EDGES, ops):
-            if node != target or name == "none":
+        for (node, source), name, kept in zip(EDGES, ops, keep):
+            if node != target or not kept:
                 continue
+            tensor = same_as[source]
             if name in _CONV_KERNELS:
-                layers.extend(_relu_conv_bn(channels, channels, size, _CONV_KERNELS[name], 1))
-            elif name == "avg_pool_3x3":
+                relu, conv, bn = _relu_conv_bn(channels, channels, size, _CONV_KERNELS[name], 1)
+                layers.extend([conv, bn] if tensor in relu_of else [relu, conv, bn])
+                relu_of |= {tensor} if merge_identical else set()
+            elif name == "avg_pool_3x3" and tensor not in pool_of:
                 layers.append(_same("avgpool", channels, size, kernel=3, stride=1))
+                pool_of |= {tensor} if merge_identical else set()
             inputs += 1
             if inputs > 1:
                 layers.append(_same("add", channels, size))
@@ -230,16 +261,24 @@ def nb201_layers(
     cells_per_stage: int = 5,
     num_classes: int = 10,
     input_size: int = 32,
+    live_only: bool = False,
+    merge_identical: bool = False,
 ) -> list[LayerSignature]:
     """The operators `build_nb201_network(...)` executes on one `input_size`-square image, in order.
 
-    `none` edges execute nothing. Edges whose result never reaches the cell output are still listed,
-    because the network computes every node. Summing `layer_params` gives the module's parameter count.
+    `none` edges execute nothing. By default edges whose result never reaches the cell output are still
+    listed, because PyTorch computes every node; summing `layer_params` then gives the module's
+    parameter count. The two options list what a graph optimiser leaves to run instead:
+    `live_only` drops dead and constant edges (`live_edges`; ONNX Runtime and TVM both do), and nothing
+    at all is left when the cell output is constant, because then so are the logits; `merge_identical`
+    lists once the ReLU or pool that several edges apply to one tensor (ONNX Runtime does, TVM does not).
     """
     ops = _check_edge_ops(edge_ops)
     _check_sizes(channels, cells_per_stage, num_classes)
     if input_size < 1:
         raise ValueError(f"input_size must be >= 1, got {input_size}")
+    if live_only and cells_per_stage > 0 and not any(live_edges(ops)):
+        return []
     size, width = input_size, channels
     layers = [_conv(3, width, size, 3, 1), _same("bn", width, size)]
     for stage in range(3):
@@ -247,7 +286,7 @@ def nb201_layers(
             layers.extend(_reduction_layers(width, 2 * width, size))
             size, width = _conv_out(size, 3, 2), 2 * width
         for _ in range(cells_per_stage):
-            layers.extend(_cell_layers(ops, width, size))
+            layers.extend(_cell_layers(ops, width, size, live_only=live_only, merge_identical=merge_identical))
     layers += [
         _same("bn", width, size),
         _same("relu", width, size),

@@ -1,5 +1,9 @@
 from __future__ import annotations
 
+import tempfile
+from collections import Counter
+from pathlib import Path
+
 import numpy as np
 import pytest
 import torch
@@ -100,3 +104,38 @@ def test_an_input_error_inside_a_fresh_process_comes_back_as_one_line():
     with pytest.raises(MeasurementInputError, match="unknown op 'hswish'") as info:
         run_fresh(time_signatures, ("torch", bad, 1, FAST, 0))
     assert "\n" not in str(info.value)
+
+
+def _onnxruntime_optimised_graph(module: torch.nn.Module, x: torch.Tensor):
+    """The graph ONNX Runtime actually runs for `module` (ORT_ENABLE_ALL, as the backend sets it)."""
+    onnx = pytest.importorskip("onnx")
+    ort = pytest.importorskip("onnxruntime")
+    from nas.cost.measure._onnxruntime import export_onnx
+
+    options = ort.SessionOptions()
+    options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+    options.log_severity_level = 3
+    with tempfile.TemporaryDirectory() as folder:
+        options.optimized_model_filepath = str(Path(folder) / "optimised.onnx")
+        ort.InferenceSession(export_onnx(module, (x,)), options, providers=["CPUExecutionProvider"])
+        return onnx.load(options.optimized_model_filepath).graph
+
+
+def test_onnxruntime_runs_exactly_the_convs_and_pools_its_layer_options_list():
+    from nas.spaces import get_space
+
+    space = get_space("nb201")
+    options = backends.get("onnxruntime").layer_options
+    rng = np.random.default_rng(0)
+    archs = [space.sample(rng) for _ in range(30)]
+    archs.append(space.from_string("|none~0|+|none~0|none~1|+|none~0|nor_conv_3x3~1|nor_conv_3x3~2|"))  # constant output
+    for arch in archs:
+        graph = _onnxruntime_optimised_graph(space.build(arch).eval(), torch.randn(1, 3, 32, 32))
+        groups = {n.name: next((a.i for a in n.attribute if a.name == "group"), 1) for n in graph.node}
+        # ORT turns a BatchNorm it cannot fold into a depthwise conv (group > 1): not one of the listed convs
+        convs = sum(n.op_type == "Conv" and groups[n.name] == 1 for n in graph.node)
+        pools = sum(n.op_type == "AveragePool" for n in graph.node)
+        listed = Counter(sig.op for sig in space.layers(arch, **options))
+        assert (convs, pools) == (listed["conv"], listed["avgpool"]), space.to_string(arch)
+        if not any(space.layers(arch, live_only=True)):
+            assert len(graph.node) == 0

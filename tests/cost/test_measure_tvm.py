@@ -1,7 +1,9 @@
 from __future__ import annotations
 
 import os
+import re
 import time
+from collections import Counter
 from pathlib import Path
 
 import numpy as np
@@ -11,7 +13,17 @@ import torch
 pytest.importorskip("tvm")
 
 from nas.cost.measure import backends  # noqa: E402
-from nas.cost.measure._tvm import MODULE_EQUALITY, RECORD_FILE, WORKLOAD_FILE, TVMBackend, load_database, save_database, use_threads  # noqa: E402
+from nas.cost.measure._tvm import (  # noqa: E402
+    MODULE_EQUALITY,
+    RECORD_FILE,
+    WORKLOAD_FILE,
+    TVMBackend,
+    _import_torch,
+    _prepare,
+    load_database,
+    save_database,
+    use_threads,
+)
 from nas.spaces import NB201Space  # noqa: E402
 from nas.spaces.nb201_network import ReLUConvBN  # noqa: E402
 
@@ -218,3 +230,19 @@ def test_a_corrupted_database_is_a_one_line_error(tmp_path):
     with pytest.raises(ValueError, match="TVM tuning database .* is corrupted") as info:
         load_database(tmp_path)
     assert "\n" not in str(info.value)
+
+
+@pytest.mark.parametrize(
+    "arch",
+    [
+        "|avg_pool_3x3~0|+|nor_conv_3x3~0|nor_conv_1x1~1|+|skip_connect~0|skip_connect~1|none~2|",  # node 2 dead
+        "|none~0|+|nor_conv_3x3~0|nor_conv_1x1~1|+|nor_conv_1x1~0|nor_conv_3x3~1|nor_conv_3x3~2|",  # node 1 constant
+        "|nor_conv_3x3~0|+|nor_conv_3x3~0|nor_conv_1x1~1|+|nor_conv_3x3~0|nor_conv_1x1~1|nor_conv_1x1~2|",  # all live
+    ],
+)
+def test_tvm_runs_exactly_the_convs_its_layer_options_list(arch):
+    net = TINY.build(TINY.from_string(arch)).eval()
+    lowered = _prepare(_import_torch(net, (torch.randn(1, 3, 16, 16),)), TVMBackend(tune_trials=0).target(1))
+    kernels = re.findall(r"R\.call_tir\((\w+),", lowered["main"].script())
+    listed = Counter(s.op for s in TINY.layers(TINY.from_string(arch), input_size=16, **backends.get("tvm").layer_options))
+    assert sum("conv2d" in k for k in kernels) == listed["conv"]

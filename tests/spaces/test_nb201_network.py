@@ -23,6 +23,7 @@ from nas.spaces.nb201_network import (
     InferCell,
     ResNetBasicblock,
     build_nb201_network,
+    live_edges,
     nb201_layers,
 )
 
@@ -244,6 +245,52 @@ def test_none_edges_contribute_no_layers_and_each_extra_node_input_one_add() -> 
     adds = [sig for sig in nb201_layers(["skip_connect"] * 6, channels=4, cells_per_stage=1, input_size=8)
             if sig.op == "add"]  # fmt: skip
     assert [a.in_shape for a in adds] == [(1, 4, 8, 8)] * 3 + [(1, 8, 4, 4)] * 4 + [(1, 16, 2, 2)] * 4
+
+
+def _cell_counts(ops: list[str], **options: bool) -> Counter:
+    """Operator counts of one cell: a network with one cell per stage (three cells) minus the all-`none`
+    network, divided by three."""
+    full = Counter(sig.op for sig in nb201_layers(ops, cells_per_stage=1, **options))
+    cells = full - Counter(sig.op for sig in nb201_layers(["none"] * 6, cells_per_stage=1))
+    assert all(n % 3 == 0 for n in cells.values())
+    return Counter({op: n // 3 for op, n in cells.items()})
+
+
+def test_live_edges_drop_edges_into_a_node_that_never_reaches_the_output() -> None:
+    # node 2 feeds nothing (3<-2 is none): its two input edges are dead, the rest live
+    ops = ["avg_pool_3x3", "nor_conv_3x3", "nor_conv_1x1", "skip_connect", "skip_connect", "none"]
+    assert live_edges(ops) == [True, False, False, True, True, False]
+    assert _cell_counts(ops, live_only=True) == Counter({"avgpool": 1, "add": 1})
+    assert _cell_counts(ops)["conv"] == 2
+
+
+def test_live_edges_drop_edges_out_of_a_node_fed_only_by_none() -> None:
+    # node 1 is constant zeros (1<-0 none): its conv into node 3 is constant-folded; 2 and 3 stay live
+    ops = ["none", "nor_conv_3x3", "nor_conv_1x1", "skip_connect", "nor_conv_3x3", "skip_connect"]
+    assert live_edges(ops) == [False, True, False, True, False, True]
+    assert _cell_counts(ops, live_only=True) == Counter({"relu": 1, "conv": 1, "bn": 1, "add": 1})
+
+
+def test_live_only_lists_nothing_when_the_cell_output_is_constant() -> None:
+    ops = ["none", "none", "none", "none", "nor_conv_3x3", "nor_conv_3x3"]
+    assert not any(live_edges(ops))
+    assert nb201_layers(ops, live_only=True) == [] and len(nb201_layers(ops)) > 0
+
+
+def test_live_only_changes_nothing_when_every_edge_is_live() -> None:
+    ops = ["nor_conv_3x3", "nor_conv_1x1", "avg_pool_3x3", "skip_connect", "nor_conv_3x3", "nor_conv_1x1"]
+    assert all(live_edges(ops)) and nb201_layers(ops, live_only=True) == nb201_layers(ops)
+
+
+def test_merge_identical_lists_one_relu_and_one_pool_per_tensor() -> None:
+    # node 0 feeds three convs (one ReLU) and node 1 = skip(node 0) is the same tensor, so the pools
+    # 2<-0 and 3<-1 are one pool
+    ops = ["skip_connect", "avg_pool_3x3", "nor_conv_3x3", "nor_conv_1x1", "avg_pool_3x3", "nor_conv_3x3"]
+    merged = _cell_counts(ops, merge_identical=True)
+    assert merged["avgpool"] == 1 and merged["conv"] == 3 and merged["bn"] == 3
+    assert merged["relu"] == 2  # one for node 0 (= node 1), one for node 2
+    assert merged["add"] == _cell_counts(ops)["add"] == 3
+    assert _cell_counts(ops)["relu"] == 3 and _cell_counts(ops)["avgpool"] == 2
 
 
 def test_macs_of_a_small_network_by_hand() -> None:

@@ -18,6 +18,8 @@ class Backend(Protocol):
     """What a measurement backend provides."""
 
     name: str
+    #: `space.layers` options that list what this backend's graph optimiser leaves to run (empty: all).
+    layer_options: dict[str, bool]
 
     def compile(self, module: Any, example_inputs: tuple[Any, ...], *, threads: int = 1) -> Callable[[], Any]:
         """A zero-argument callable running one inference of `module` on `example_inputs` with `threads` threads."""

@@ -22,6 +22,7 @@ class TorchBackend:
     """
 
     name = "torch"
+    layer_options: dict[str, bool] = {}  # eager runs every operator the module calls
 
     def compile(self, module: Any, example_inputs: tuple[Any, ...], *, threads: int = 1) -> Callable[[], Any]:
         import torch

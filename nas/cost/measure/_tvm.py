@@ -138,6 +138,9 @@ class TVMBackend:
     """
 
     name = "tvm"
+    # Relax's FoldConstant and dead-code removal drop dead and constant operators; read off the lowered
+    # IR of NB201 networks, it does not merge the ReLUs two conv edges apply to one node.
+    layer_options: dict[str, bool] = {"live_only": True}
 
     def __init__(
         self,
