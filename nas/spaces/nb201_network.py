@@ -195,6 +195,17 @@ def _relu_conv_bn(c_in: int, c_out: int, size: int, kernel: int, stride: int) ->
     return [_same("relu", c_in, size), _conv(c_in, c_out, size, kernel, stride), _same("bn", c_out, out)]
 
 
+def _node_status(ops: tuple[str, ...]) -> tuple[list[bool], list[bool]]:
+    """Per node: does it depend on the cell input (else it is constant), and does it reach node 3."""
+    variable = [True, False, False, False]
+    for (target, source), name in zip(EDGES, ops):
+        variable[target] |= name != "none" and variable[source]
+    reaches = [False, False, False, True]
+    for (target, source), name in reversed(list(zip(EDGES, ops))):
+        reaches[source] |= name != "none" and reaches[target]
+    return variable, reaches
+
+
 def live_edges(edge_ops: Sequence[str]) -> list[bool]:
     """Which edges a graph optimiser keeps: not `none`, fed by the cell input, and reaching the output.
 
@@ -202,45 +213,71 @@ def live_edges(edge_ops: Sequence[str]) -> list[bool]:
     one whose target node never reaches node 3 is dead code. Both are removed by ONNX Runtime and TVM.
     """
     ops = _check_edge_ops(edge_ops)
-    variable = [True, False, False, False]
-    for (target, source), name in zip(EDGES, ops):
-        variable[target] |= name != "none" and variable[source]
-    reaches = [False, False, False, True]
-    for (target, source), name in reversed(list(zip(EDGES, ops))):
-        reaches[source] |= name != "none" and reaches[target]
+    variable, reaches = _node_status(ops)
     return [name != "none" and variable[source] and reaches[target] for (target, source), name in zip(EDGES, ops)]
 
 
 def _cell_layers(
     ops: tuple[str, ...], channels: int, size: int, *, live_only: bool = False, merge_identical: bool = False
 ) -> list[LayerSignature]:
-    keep = live_edges(ops) if live_only else [name != "none" for name in ops]
-    # A node whose one input is a skip edge holds the same tensor as that edge's source.
-    same_as = [0, 1, 2, 3]
+    """The cell's operators in forward order, built as an expression graph of its tensors.
+
+    Each ReLU, conv (with its BN), pool and add is one expression over its operands' expressions, created
+    in the order `InferCell.forward` runs them. `merge_identical` keys expressions by what they compute,
+    so a ReLU, pool or partial sum of one tensor exists once (common-subexpression elimination; a conv
+    never merges, each edge has its own weights). `live_only` keeps only expressions the cell output
+    needs and that depend on the input: constants are folded, yet `x + c` still costs its add.
+    """
+    created: dict[tuple, tuple[str, bool]] = {}  # expression key -> (op, depends on the input), in creation order
+
+    def make(op: str, operands: list[tuple], unique: int | None = None) -> tuple:
+        key = (op, *operands, unique if unique is not None else (None if merge_identical else len(created)))
+        created.setdefault(key, (op, any(created.get(o, ("", o == _INPUT))[1] for o in operands)))
+        return key
+
+    nodes: list[tuple] = [_INPUT]
     for target in (1, 2, 3):
-        feeds = [(source, name) for (node, source), name, kept in zip(EDGES, ops, keep) if node == target and kept]
-        if merge_identical and len(feeds) == 1 and feeds[0][1] == "skip_connect":
-            same_as[target] = same_as[feeds[0][0]]
-    layers: list[LayerSignature] = []
-    relu_of: set[int] = set()  # tensors (by `same_as` node) whose ReLU is already listed
-    pool_of: set[int] = set()
-    for target in (1, 2, 3):
-        inputs = 0
-        for (node, source), name, kept in zip(EDGES, ops, keep):
-            if node != target or not kept:
+        total: tuple | None = None
+        for edge, ((node, source), name) in enumerate(zip(EDGES, ops)):
+            if node != target or name == "none":
                 continue
-            tensor = same_as[source]
-            if name in _CONV_KERNELS:
-                relu, conv, bn = _relu_conv_bn(channels, channels, size, _CONV_KERNELS[name], 1)
-                layers.extend([conv, bn] if tensor in relu_of else [relu, conv, bn])
-                relu_of |= {tensor} if merge_identical else set()
-            elif name == "avg_pool_3x3" and tensor not in pool_of:
-                layers.append(_same("avgpool", channels, size, kernel=3, stride=1))
-                pool_of |= {tensor} if merge_identical else set()
-            inputs += 1
-            if inputs > 1:
-                layers.append(_same("add", channels, size))
+            tensor = nodes[source]
+            if name == "skip_connect":
+                out = tensor
+            elif name == "avg_pool_3x3":
+                out = make("avgpool", [tensor])
+            else:
+                out = make(name, [make("relu", [tensor])], unique=edge)
+            total = out if total is None else make("add", [total, out])
+        nodes.append(_ZEROS if total is None else total)
+    needed = set(created) if not live_only else _operands_closure(nodes[3])
+    layers: list[LayerSignature] = []
+    for key, (op, variable) in created.items():
+        if key not in needed or (live_only and not variable):
+            continue
+        if op in _CONV_KERNELS:
+            layers.extend(_relu_conv_bn(channels, channels, size, _CONV_KERNELS[op], 1)[1:])
+        elif op == "avgpool":
+            layers.append(_same("avgpool", channels, size, kernel=3, stride=1))
+        else:
+            layers.append(_same(op, channels, size))
     return layers
+
+
+_INPUT: tuple = ("input",)
+_ZEROS: tuple = ("zeros",)
+
+
+def _operands_closure(root: tuple) -> set[tuple]:
+    """Every expression `root` is computed from, itself included (keys hold their operands' keys)."""
+    found, stack = set(), [root]
+    while stack:
+        key = stack.pop()
+        if key in found or key in (_INPUT, _ZEROS):
+            continue
+        found.add(key)
+        stack.extend(o for o in key[1:] if isinstance(o, tuple))
+    return found
 
 
 def _reduction_layers(c_in: int, c_out: int, size: int) -> list[LayerSignature]:

@@ -139,3 +139,20 @@ def test_onnxruntime_runs_exactly_the_convs_and_pools_its_layer_options_list():
         assert (convs, pools) == (listed["conv"], listed["avgpool"]), space.to_string(arch)
         if not any(space.layers(arch, live_only=True)):
             assert len(graph.node) == 0
+
+
+def test_onnxruntime_keeps_the_adds_of_constants_its_layer_options_list():
+    from nas.spaces import get_space
+
+    space = get_space("nb201")
+    options = backends.get("onnxruntime").layer_options
+    # cells without convs, whose nodes add constants (pools and convs of an all-`none` node)
+    for text in (
+        "|none~0|+|avg_pool_3x3~0|none~1|+|avg_pool_3x3~0|avg_pool_3x3~1|avg_pool_3x3~2|",
+        "|none~0|+|none~0|none~1|+|avg_pool_3x3~0|nor_conv_3x3~1|avg_pool_3x3~2|",
+    ):
+        arch = space.from_string(text)
+        graph = _onnxruntime_optimised_graph(space.build(arch).eval(), torch.randn(1, 3, 32, 32))
+        listed = Counter(sig.op for sig in space.layers(arch, **options))
+        # the two reduction blocks' adds fuse into their shortcut convs; every cell add stays an Add
+        assert sum(n.op_type == "Add" for n in graph.node) == listed["add"] - 2 > 0, text

@@ -265,10 +265,11 @@ def test_live_edges_drop_edges_into_a_node_that_never_reaches_the_output() -> No
 
 
 def test_live_edges_drop_edges_out_of_a_node_fed_only_by_none() -> None:
-    # node 1 is constant zeros (1<-0 none): its conv into node 3 is constant-folded; 2 and 3 stay live
+    # node 1 is constant zeros (1<-0 none): its convs into nodes 2 and 3 are constant-folded, but the
+    # constants they give are still added (ONNX Runtime keeps `x + c`): 1 add into node 2, 2 into node 3
     ops = ["none", "nor_conv_3x3", "nor_conv_1x1", "skip_connect", "nor_conv_3x3", "skip_connect"]
     assert live_edges(ops) == [False, True, False, True, False, True]
-    assert _cell_counts(ops, live_only=True) == Counter({"relu": 1, "conv": 1, "bn": 1, "add": 1})
+    assert _cell_counts(ops, live_only=True) == Counter({"relu": 1, "conv": 1, "bn": 1, "add": 3})
 
 
 def test_live_only_lists_nothing_when_the_cell_output_is_constant() -> None:
@@ -291,6 +292,14 @@ def test_merge_identical_lists_one_relu_and_one_pool_per_tensor() -> None:
     assert merged["relu"] == 2  # one for node 0 (= node 1), one for node 2
     assert merged["add"] == _cell_counts(ops)["add"] == 3
     assert _cell_counts(ops)["relu"] == 3 and _cell_counts(ops)["avgpool"] == 2
+
+
+def test_merge_identical_sums_a_partial_sum_two_nodes_share_once() -> None:
+    # node 2 = pool(x) + pool(0) and node 3 = pool(x) + pool(0) + pool(node 2): node 3's first partial
+    # sum is node 2 itself, so a cell runs two pools and two adds (ORT's optimised graph: 2 and 2)
+    ops = ["none", "avg_pool_3x3", "avg_pool_3x3", "avg_pool_3x3", "avg_pool_3x3", "avg_pool_3x3"]
+    assert _cell_counts(ops, live_only=True, merge_identical=True) == Counter({"avgpool": 2, "add": 2})
+    assert _cell_counts(ops, live_only=True) == Counter({"avgpool": 3, "add": 3})
 
 
 def test_macs_of_a_small_network_by_hand() -> None:
