@@ -172,10 +172,13 @@ def validate_lut(
     return Validation(figures, table)
 
 
-def _process_spread(per_process: np.ndarray) -> dict[str, float]:
-    """How far single processes stray from the median of processes: median and max over archs, in %."""
+def _process_spread(per_process: np.ndarray) -> dict[str, float | None]:
+    """How far single processes stray from the median of processes: median and max over archs, in %.
+
+    With one process there is no spread to see: both are None, not 0.
+    """
     if per_process.shape[0] < 2:
-        return {"median": 0.0, "max": 0.0}
+        return {"median": None, "max": None}
     med = np.median(per_process, axis=0)
     spread = (per_process.max(axis=0) - per_process.min(axis=0)) / med * 100.0
     return {"median": float(np.median(spread)), "max": float(spread.max())}
@@ -189,19 +192,33 @@ RIDGE = 1e-6
 ROBUST_SCALE = 0.05
 
 
+def calibration_group(key: str) -> str:
+    """The calibration factor a LUT row shares: its operator type, and for convs also the kernel size.
+
+    Why convs by kernel: a graph-optimising backend runs a 1x1 conv inside the network for much less than
+    alone (no layout reorders around it, its add fused in), a 3x3 conv for about the same; one factor for
+    both left ONNX Runtime's LUT 15-40 % high on networks of many 1x1 convs.
+    """
+    op, _, rest = key.partition(":")
+    if op != "conv":
+        return op
+    kernel = next((part[2:] for part in rest.split(":") if part.startswith("k=")), "?")
+    return f"conv{kernel}x{kernel}"
+
+
 def _sums_by_op(lut: LUT, space: SearchSpace, archs: Sequence[Arch], layer_kwargs: Mapping[str, Any]) -> tuple[list[str], np.ndarray, np.ndarray]:
-    """Operator types, `n_archs x n_types` sums of their LUT rows, and `n_archs x n_types` counts."""
+    """Calibration groups, `n_archs x n_groups` sums of their LUT rows, and `n_archs x n_groups` counts."""
     costs = lut.costs(space.name)
-    layers = [lut.layers(space, a, **layer_kwargs) for a in archs]
-    ops = sorted({sig.op for layer in layers for sig in layer})
-    column = {op: j for j, op in enumerate(ops)}
-    sums = np.zeros((len(archs), len(ops)))
-    counts = np.zeros((len(archs), len(ops)))
-    for i, layer in enumerate(layers):
-        for sig in layer:
-            sums[i, column[sig.op]] += costs[sig.key()]
-            counts[i, column[sig.op]] += 1
-    return ops, sums, counts
+    keys = [[sig.key() for sig in lut.layers(space, a, **layer_kwargs)] for a in archs]
+    groups = sorted({calibration_group(k) for arch_keys in keys for k in arch_keys})
+    column = {g: j for j, g in enumerate(groups)}
+    sums = np.zeros((len(archs), len(groups)))
+    counts = np.zeros((len(archs), len(groups)))
+    for i, arch_keys in enumerate(keys):
+        for key in arch_keys:
+            sums[i, column[calibration_group(key)]] += costs[key]
+            counts[i, column[calibration_group(key)]] += 1
+    return groups, sums, counts
 
 
 def calibrate_lut(
@@ -283,6 +300,7 @@ def fit_calibration(lut: LUT, space: SearchSpace, archs: Sequence[Arch], measure
         "before": accuracy_figures(before, measured),
         "after_in_sample": accuracy_figures(after, measured),
         "archs": [space.to_string(a) for a in archs],
+        "measured_ms": [float(v) for v in measured],
     }
     return calibrated
 
@@ -290,7 +308,9 @@ def fit_calibration(lut: LUT, space: SearchSpace, archs: Sequence[Arch], measure
 def _corrected(table: pd.DataFrame, space: str, offset: float, scales: Mapping[str, float], per_layer: float) -> pd.DataFrame:
     table = table.copy()
     rows = table["space"] == space
-    ops = table["key"].str.split(":", n=1).str[0]
+    if "measured_ms" not in table.columns:  # keep what was measured, so a LUT can be calibrated again
+        table["measured_ms"] = table["latency_ms"]
+    ops = table["key"].map(calibration_group)
     spread = [c for c in ("min_ms", "max_ms") if c in table.columns]
     for op, scale in scales.items():
         mask = rows & (ops == op)

@@ -246,3 +246,21 @@ def test_tvm_runs_exactly_the_convs_its_layer_options_list(arch):
     kernels = re.findall(r"R\.call_tir\((\w+),", lowered["main"].script())
     listed = Counter(s.op for s in TINY.layers(TINY.from_string(arch), input_size=16, **backends.get("tvm").layer_options))
     assert sum("conv2d" in k for k in kernels) == listed["conv"]
+
+
+def test_a_kernel_its_anchor_schedule_does_not_fit_is_tuned_as_it_is_once(tmp_path):
+    from nas.cost.measure._tvm import EXACT_FOLDER
+
+    backend = TVMBackend(tune_trials=2, work_dir=tmp_path)
+    inputs = (torch.randn(1, 4, 8, 8),)
+    # the database knows the conv only with a batch-norm epilogue, whose schedule fails on a lone conv
+    _database_with_a_schedule_per_task(backend, ReLUConvBN(4, 4, 3, 1).eval(), inputs, backend.database_dir(1))
+    lone = torch.nn.Conv2d(4, 4, 3, padding=1, bias=False).eval()
+    runner = backend.compile(lone, inputs)
+    assert backend.last_tuned_tasks == ["conv2d"] and backend.last_default_kernels == []
+    exact = load_database(backend.database_dir(1) / EXACT_FOLDER, equality="structural")
+    assert len(exact.get_all_tuning_records()) == 1
+    with torch.no_grad():
+        assert np.abs(runner.numpy()[0] - lone(*inputs).numpy()).max() < 1e-4
+    backend.compile(lone, inputs)
+    assert backend.last_tuned_tasks == [] and backend.last_default_kernels == []

@@ -7,7 +7,15 @@ import pandas as pd
 import pytest
 
 from nas.cost.lut import INTERCEPT, LUT, LUTError
-from nas.cost.validate import accuracy_figures, calibrate_lut, fit_calibration, random_archs, validate_lut, validation_path
+from nas.cost.validate import (
+    accuracy_figures,
+    calibrate_lut,
+    calibration_group,
+    fit_calibration,
+    random_archs,
+    validate_lut,
+    validation_path,
+)
 
 
 def test_accuracy_figures_match_hand_computed_values():
@@ -68,9 +76,17 @@ def _op_sums(space, lut, archs):
     for arch in archs:
         sums: dict[str, float] = {}
         for sig in space.layers(arch, dataset="cifar10"):
-            sums[sig.op] = sums.get(sig.op, 0.0) + costs[sig.key()]
+            group = calibration_group(sig.key())
+            sums[group] = sums.get(group, 0.0) + costs[sig.key()]
         out.append(sums)
     return out
+
+
+def test_calibration_groups_are_operator_types_with_convs_split_by_kernel():
+    assert calibration_group("conv:in=1x16x32x32:out=16:k=1:s=1:g=1:b=32:bias=0") == "conv1x1"
+    assert calibration_group("conv:in=1x16x32x32:out=32:k=3:s=2:g=1:b=32:bias=0") == "conv3x3"
+    assert calibration_group("avgpool:in=1x16x32x32:out=16:k=3:s=1:g=1:b=32:bias=0") == "avgpool"
+    assert calibration_group(INTERCEPT) == INTERCEPT
 
 
 def test_scale_calibration_recovers_known_factors_per_operator_type(tiny_space, tiny_torch_lut):
@@ -78,7 +94,7 @@ def test_scale_calibration_recovers_known_factors_per_operator_type(tiny_space, 
     sums = _op_sums(tiny_space, tiny_torch_lut, archs)
     intercept = tiny_torch_lut.costs("tiny201")[INTERCEPT]
     # A backend that runs adds 2x slower than alone, convs 1.5x, and adds 0.2 ms per network.
-    factors = {"add": 2.0, "conv": 1.5}
+    factors = {"add": 2.0, "conv3x3": 1.5}
     truth = np.array([intercept + 0.2 + sum(factors.get(op, 1.0) * v for op, v in s.items()) for s in sums])
     calibrated = fit_calibration(tiny_torch_lut, tiny_space, archs, truth, model="scale", dataset="cifar10")
     cal = calibrated.meta["calibration"]["tiny201"]
@@ -87,6 +103,9 @@ def test_scale_calibration_recovers_known_factors_per_operator_type(tiny_space, 
     np.testing.assert_allclose(calibrated.predict(tiny_space, archs, dataset="cifar10"), truth, rtol=1e-3)
     assert cal["after_in_sample"]["mape_pct"] < 0.1 < cal["before"]["mape_pct"]
     assert "calibration" not in tiny_torch_lut.meta  # the input LUT is left as it was
+    # what was measured stays beside the calibrated costs, with the networks the factors came from
+    np.testing.assert_array_equal(calibrated.table["measured_ms"], tiny_torch_lut.table["latency_ms"])
+    np.testing.assert_allclose(cal["measured_ms"], truth)
 
 
 def test_offset_calibration_adds_a_per_layer_cost_to_every_operator_row(tiny_space, tiny_torch_lut):

@@ -6,9 +6,10 @@ because that is how users deploy. What ALL does to an NB201 network (read off OR
 BatchNorm folds into the conv before it, a ReLU after a conv and an Add after a conv fuse into it,
 identical operators on the same tensor (the ReLUs of two conv edges leaving one node, two pools of one
 node) merge into one, convs run in a blocked NCHWc layout, and operators whose result reaches no output
-or depends only on constants (a cell node fed by `none` edges only) are removed. A per-operator LUT
-over `space.layers(arch)` sees none of this; `nas.cost.build` and `nas.cost.validate` measure and
-correct what they can, and the LUT's validation figures say what is left.
+or depends only on constants (a cell node fed by `none` edges only) are removed, though `x + c` keeps
+its add. `layer_options` makes `space.layers(arch)` list exactly what is left of that (the tests compare
+it with ORT's optimised graph); the fusions and layout reorders are left to `nas.cost.validate`'s
+calibration, and the LUT's validation figures say how well that works.
 Calls go through IO binding with preallocated outputs, the low-overhead API for repeated inference
 (about 3.5 us less per call than `session.run` here, the size of a small operator).
 Export uses the TorchScript exporter (`dynamo=False`): 0.2 s against 7.5 s for the dynamo exporter on

@@ -41,6 +41,8 @@ from typing import Any
 from nas._io import write_atomic
 
 MODULE_EQUALITY = "anchor-block"
+#: Sub-folder of a database folder for kernels the anchor's schedule does not replay on (keyed exactly).
+EXACT_FOLDER = "exact"
 WORKLOAD_FILE = "database_workload.json"
 RECORD_FILE = "database_tuning_record.json"
 # TVM's ThreadGroup affinity mode "every worker may run on every listed CPU" (no per-core pinning).
@@ -162,6 +164,8 @@ class TVMBackend:
         self.seed = int(seed)
         self.run_timeout_s = float(run_timeout_s)
         self.last_tuned_tasks: list[str] = []
+        #: Kernels of the last compile that kept the default schedule because their anchor's trace failed.
+        self.last_default_kernels: list[str] = []
 
     # --- target and database --------------------------------------------------------------------
     def host_mcpu(self) -> str:
@@ -186,13 +190,11 @@ class TVMBackend:
         use_threads(threads)
         target = self.target(threads)
         lowered = _prepare(_import_torch(module, example_inputs), target)
-        database = None
+        databases: list[Any] = []
         self.last_tuned_tasks = []
         if self.tune_trials > 0:
-            folder = self.database_dir(threads)
-            database = load_database(folder)
-            self.last_tuned_tasks = self._tune_new_tasks(lowered, target, database, folder)
-        executable = _build(lowered, target, database)
+            databases, self.last_tuned_tasks = self._tune_lowered(lowered, target, self.database_dir(threads))
+        executable, self.last_default_kernels = _build(lowered, target, databases)
         vm = relax.VirtualMachine(executable, tvm.cpu())
         inputs = [tvm.runtime.tensor(x.detach().cpu().contiguous().numpy(), tvm.cpu()) for x in example_inputs]
         return TVMRunner(vm, inputs, threads)
@@ -222,9 +224,8 @@ class TVMBackend:
             raise ValueError("tune() needs tune_trials > 0")
         use_threads(threads)
         target = self.target(threads)
-        folder = self.database_dir(threads)
         lowered = _prepare(_import_torch(module, example_inputs), target)
-        self.last_tuned_tasks = self._tune_new_tasks(lowered, target, load_database(folder), folder)
+        self.last_tuned_tasks = self._tune_lowered(lowered, target, self.database_dir(threads))[1]
         return list(self.last_tuned_tasks)
 
     def untuned_tasks(self, module: Any, example_inputs: tuple[Any, ...], *, threads: int = 1) -> list[str]:
@@ -234,10 +235,27 @@ class TVMBackend:
         database = load_database(self.database_dir(threads))
         return [t.task_name for t in tasks if not _has_record(database, t, target)]
 
-    def _tune_new_tasks(self, lowered: Any, target: Any, database: Any, folder: Path) -> list[str]:
+    def _tune_lowered(self, lowered: Any, target: Any, folder: Path) -> tuple[list[Any], list[str]]:
+        """Databases to build `lowered` with (exact first, then anchor-keyed), after tuning what they lack.
+
+        A kernel whose anchor schedule does not replay on it is tuned as it is into the exact database.
+        """
+        databases = [load_database(folder / EXACT_FOLDER, equality="structural"), load_database(folder)]
+        tuned = self._tune_new_tasks(lowered, target, databases[1], folder)
+        failed = _apply_database(lowered, target, databases)[1]
+        if failed:
+            tuned += self._tune_new_tasks(lowered, target, databases[0], folder / EXACT_FOLDER, equality="structural", only=failed)
+        return databases, tuned
+
+    def _tune_new_tasks(
+        self, lowered: Any, target: Any, database: Any, folder: Path, *, equality: str = MODULE_EQUALITY, only: Sequence[str] | None = None
+    ) -> list[str]:
         from tvm.s_tir import meta_schedule as ms
 
-        new = [t for t in _extract_tasks(lowered, target) if not _has_record(database, t, target)]
+        new = [
+            t for t in _extract_tasks(lowered, target, equality)
+            if not _has_record(database, t, target) and (only is None or t.task_name in only)
+        ]  # fmt: skip
         if not new:
             return []
         # Each search round scores `population_size` candidates with the cost model to pick the few it
@@ -257,9 +275,9 @@ class TVMBackend:
                 runner=ms.runner.LocalRunner(timeout_sec=self.run_timeout_s),
                 database=database,
                 task_scheduler="round-robin",
-                module_equality=MODULE_EQUALITY,
+                module_equality=equality,
             )
-        save_database(database, folder)
+        save_database(database, folder, equality=equality)
         return [t.task_name for t in new]
 
 
@@ -300,10 +318,10 @@ def _prepare(mod: Any, target: Any) -> Any:
         )(mod)
 
 
-def _extract_tasks(lowered: Any, target: Any) -> list[Any]:
+def _extract_tasks(lowered: Any, target: Any, equality: str = MODULE_EQUALITY) -> list[Any]:
     from tvm.s_tir import meta_schedule as ms
 
-    tasks = ms.relax_integration.extract_tasks(lowered, target, module_equality=MODULE_EQUALITY)
+    tasks = ms.relax_integration.extract_tasks(lowered, target, module_equality=equality)
     return [t for t in tasks if not t.mod.attrs.get("tirx.is_scheduled", False)]
 
 
@@ -352,24 +370,62 @@ def _has_record(database: Any, task: Any, target: Any) -> bool:
     return database.query_tuning_record(task.dispatched[0], target, task.task_name) is not None
 
 
-def _build(lowered: Any, target: Any, database: Any | None) -> Any:
+def _build(lowered: Any, target: Any, databases: Sequence[Any]) -> tuple[Any, list[str]]:
+    """The executable, and the kernels that kept the default schedule (see `_apply_database`)."""
     import tvm
-    from tvm import relax
     from tvm.s_tir import dlight as dl
 
+    lowered, failed = _apply_database(lowered, target, databases)
     with target:
-        if database is not None:
-            with database:
-                lowered = relax.transform.MetaScheduleApplyDatabase()(lowered)
         lowered = dl.ApplyDefaultSchedule(dl.cpu.GEMV(), dl.cpu.Reduction())(lowered)
-    return tvm.compile(lowered, target)
+    return tvm.compile(lowered, target), failed
 
 
-def load_database(folder: Path) -> Any:
+def _apply_database(lowered: Any, target: Any, databases: Sequence[Any]) -> tuple[Any, list[str]]:
+    """Each kernel scheduled from the first database whose schedule applies, one kernel at a time.
+
+    Why one at a time: with anchor-block equality TVM replays the anchor's trace on every kernel built
+    around that anchor, and on some kernels the replay fails an internal check (seen: a lone conv, whose
+    anchor was tuned with a batch-norm epilogue), which would abort `MetaScheduleApplyDatabase` for the
+    whole module. Such a kernel is returned by name: the caller tunes it exactly, or it keeps the
+    default schedule; every other kernel still gets its tuned one.
+    """
+    import tvm
+    from tvm import relax
+
+    scheduled, failed = lowered, []
+    for var, func in lowered.functions_items():
+        if not isinstance(func, tvm.tirx.PrimFunc) or func.attrs and func.attrs.get("tirx.is_scheduled", False):
+            continue
+        refused = False
+        for database in databases:
+            try:
+                with target, database:
+                    one = relax.transform.MetaScheduleApplyDatabase()(tvm.IRModule({var.name_hint: func}))[var.name_hint]
+            except tvm.error.InternalError:
+                refused = True
+                continue
+            if one.attrs and one.attrs.get("tirx.is_scheduled", False):
+                scheduled = _replaced(scheduled, var, one)
+                break
+        else:
+            if refused:
+                failed.append(var.name_hint)
+    return scheduled, failed
+
+
+def _replaced(module: Any, var: Any, func: Any) -> Any:
+    import tvm
+
+    functions = {v: (func if v.same_as(var) else f) for v, f in module.functions_items()}
+    return tvm.IRModule(functions, attrs=module.attrs, global_infos=module.global_infos)
+
+
+def load_database(folder: Path, *, equality: str = MODULE_EQUALITY) -> Any:
     """An in-memory MetaSchedule database holding the best record per workload stored in `folder`."""
     from tvm.s_tir import meta_schedule as ms
 
-    database = ms.database.MemoryDatabase(module_equality=MODULE_EQUALITY)
+    database = ms.database.MemoryDatabase(module_equality=equality)
     workloads_path, records_path = folder / WORKLOAD_FILE, folder / RECORD_FILE
     if not (workloads_path.is_file() and records_path.is_file()):
         return database
@@ -384,11 +440,11 @@ def load_database(folder: Path) -> Any:
     return database
 
 
-def save_database(database: Any, folder: Path) -> None:
+def save_database(database: Any, folder: Path, *, equality: str = MODULE_EQUALITY) -> None:
     """Write the best record per workload in TVM's JSON-lines layout, each file atomically."""
     from tvm.s_tir import meta_schedule as ms
 
-    best = ms.database.MemoryDatabase(module_equality=MODULE_EQUALITY)
+    best = ms.database.MemoryDatabase(module_equality=equality)
     database.dump_pruned(best)
     records = best.get_all_tuning_records()
     folder.mkdir(parents=True, exist_ok=True)
