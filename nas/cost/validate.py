@@ -197,13 +197,17 @@ def calibration_group(key: str) -> str:
 
     Why convs by kernel: a graph-optimising backend runs a 1x1 conv inside the network for much less than
     alone (no layout reorders around it, its add fused in), a 3x3 conv for about the same; one factor for
-    both left ONNX Runtime's LUT 15-40 % high on networks of many 1x1 convs.
+    both left ONNX Runtime's LUT 15-40 % high on networks of many 1x1 convs. A constant added to a
+    tensor (`add` with bias) has its own factor: ONNX Runtime reorders the tensor's layout around it.
     """
     op, _, rest = key.partition(":")
-    if op != "conv":
-        return op
-    kernel = next((part[2:] for part in rest.split(":") if part.startswith("k=")), "?")
-    return f"conv{kernel}x{kernel}"
+    fields = dict(part.split("=", 1) for part in rest.split(":") if "=" in part)
+    if op == "conv":
+        kernel = fields.get("k", "?")
+        return f"conv{kernel}x{kernel}"
+    if op == "add" and fields.get("bias") == "1":
+        return "add_constant"
+    return op
 
 
 def _sums_by_op(lut: LUT, space: SearchSpace, archs: Sequence[Arch], layer_kwargs: Mapping[str, Any]) -> tuple[list[str], np.ndarray, np.ndarray]:

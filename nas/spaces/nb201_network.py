@@ -13,7 +13,8 @@ Architecture encoding: six edge operations in the official string's order,
 
 - "conv": `nn.Conv2d`, padding `kernel // 2` ("same" padding, as every NB201 conv), never biased.
 - "bn": `BatchNorm2d` over `in_shape[1]` channels (affine: 2 parameters per channel).
-- "relu", "add" (one binary sum; `in_shape` is one operand's), "avgpool" (`kernel`, `stride`; padding
+- "relu", "add" (one binary sum; `in_shape` is one operand's; `bias=True`: a constant added to one
+  tensor, which a graph optimiser leaves where a folded edge meets a live one), "avgpool" (`kernel`, `stride`; padding
   `kernel // 2` for the cell's 3x3 pool, none for the 2x2 reduction shortcut), "global_avgpool".
 - "linear": `in_shape` is `(1, in_features)`, `out_channels` the number of classes, biased.
 
@@ -226,13 +227,16 @@ def _cell_layers(
     in the order `InferCell.forward` runs them. `merge_identical` keys expressions by what they compute,
     so a ReLU, pool or partial sum of one tensor exists once (common-subexpression elimination; a conv
     never merges, each edge has its own weights). `live_only` keeps only expressions the cell output
-    needs and that depend on the input: constants are folded, yet `x + c` still costs its add.
+    needs and that depend on the input: constants are folded, yet `x + c` still costs its add, listed
+    with `bias=True` (a constant added), because runtimes run it differently from a sum of two tensors.
     """
-    created: dict[tuple, tuple[str, bool]] = {}  # expression key -> (op, depends on the input), in creation order
+    # expression key -> (op, depends on the input, every operand does), in creation order
+    created: dict[tuple, tuple[str, bool, bool]] = {}
 
     def make(op: str, operands: list[tuple], unique: int | None = None) -> tuple:
         key = (op, *operands, unique if unique is not None else (None if merge_identical else len(created)))
-        created.setdefault(key, (op, any(created.get(o, ("", o == _INPUT))[1] for o in operands)))
+        variable = [created[o][1] if o in created else o == _INPUT for o in operands]
+        created.setdefault(key, (op, any(variable), all(variable)))
         return key
 
     nodes: list[tuple] = [_INPUT]
@@ -252,13 +256,15 @@ def _cell_layers(
         nodes.append(_ZEROS if total is None else total)
     needed = set(created) if not live_only else _operands_closure(nodes[3])
     layers: list[LayerSignature] = []
-    for key, (op, variable) in created.items():
+    for key, (op, variable, only_variables) in created.items():
         if key not in needed or (live_only and not variable):
             continue
         if op in _CONV_KERNELS:
             layers.extend(_relu_conv_bn(channels, channels, size, _CONV_KERNELS[op], 1)[1:])
         elif op == "avgpool":
             layers.append(_same("avgpool", channels, size, kernel=3, stride=1))
+        elif op == "add" and live_only and not only_variables:
+            layers.append(LayerSignature("add", (1, channels, size, size), out_channels=channels, bias=True))
         else:
             layers.append(_same(op, channels, size))
     return layers

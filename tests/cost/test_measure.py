@@ -47,6 +47,13 @@ def test_pools_compute_exactly_what_the_nb201_network_computes():
     torch.testing.assert_close(shortcut(x), ResNetBasicblock(4, 8).downsample[0](x))
 
 
+def test_a_constant_add_is_timed_as_a_tensor_plus_a_fixed_constant():
+    module, inputs = module_for_signature(LayerSignature("add", (1, 4, 5, 5), out_channels=4, bias=True))
+    assert len(inputs) == 1 and module.constant.shape == (1, 4, 5, 5)
+    torch.testing.assert_close(module(*inputs), inputs[0] + module.constant)
+    assert len(module_for_signature(LayerSignature("add", (1, 4, 5, 5), out_channels=4))[1]) == 2
+
+
 def test_an_unknown_operator_is_a_one_line_error_listing_the_known_ones():
     with pytest.raises(UnknownOperatorError, match=r"unknown op 'hswish'; expected one of \['add', 'avgpool'") as info:
         module_for_signature(LayerSignature("hswish", (1, 4, 8, 8), out_channels=4))

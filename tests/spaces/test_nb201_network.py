@@ -270,6 +270,10 @@ def test_live_edges_drop_edges_out_of_a_node_fed_only_by_none() -> None:
     ops = ["none", "nor_conv_3x3", "nor_conv_1x1", "skip_connect", "nor_conv_3x3", "skip_connect"]
     assert live_edges(ops) == [False, True, False, True, False, True]
     assert _cell_counts(ops, live_only=True) == Counter({"relu": 1, "conv": 1, "bn": 1, "add": 3})
+    # in each cell node 2's add and node 3's first take a constant (listed with bias=True), node 3's
+    # second sums two tensors, as does each reduction block's shortcut
+    adds = [sig for sig in nb201_layers(ops, cells_per_stage=1, live_only=True) if sig.op == "add"]
+    assert [sig.bias for sig in adds] == [True, True, False, False, True, True, False, False, True, True, False]
 
 
 def test_live_only_lists_nothing_when_the_cell_output_is_constant() -> None:

@@ -35,6 +35,17 @@ class Add(nn.Module):
         return a + b
 
 
+class AddConstant(nn.Module):
+    """A constant tensor added to the input (`add` with `bias=True`): what is left of a folded edge."""
+
+    def __init__(self, shape: tuple[int, ...]) -> None:
+        super().__init__()
+        self.register_buffer("constant", torch.randn(*shape))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return x + self.constant
+
+
 class GlobalAvgPool(nn.Module):
     """Global average pooling followed by the flatten the classifier needs, as NB201's head runs it."""
 
@@ -85,6 +96,8 @@ def _avgpool(sig: LayerSignature) -> tuple[nn.Module, tuple[torch.Tensor, ...]]:
 
 
 def _add(sig: LayerSignature) -> tuple[nn.Module, tuple[torch.Tensor, ...]]:
+    if sig.bias:
+        return AddConstant(tuple(sig.in_shape)), (_image(sig),)
     return Add(), (_image(sig), _image(sig))
 
 
