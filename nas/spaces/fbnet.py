@@ -317,12 +317,14 @@ class FBNetSpace(SearchSpace):
         num_classes: int | None = None,
         input_size: int | None = None,
         live_only: bool = False,
+        fold_constants: bool = False,
         merge_identical: bool = False,
     ) -> list[LayerSignature]:
         """The operators `build(arch)` executes on one square image, in order (adds included).
 
         Every FBNet operator reaches the output and none is applied twice to one tensor, so the graph
-        optimiser options of `NB201Space.layers` (`live_only`, `merge_identical`) change nothing here.
+        optimiser options of `NB201Space.layers` (`live_only`, `fold_constants`, `merge_identical`) change
+        nothing here.
         """
         info = self.dataset_info(dataset)
         size = int(input_size if input_size is not None else info["input_size"])

@@ -225,6 +225,7 @@ class NB201Space(SearchSpace):
         num_classes: int | None = None,
         input_size: int | None = None,
         live_only: bool = False,
+        fold_constants: bool = False,
         merge_identical: bool = False,
     ) -> list[LayerSignature]:
         """Operators of `build(arch)`; the two options list what a graph optimiser leaves (see `nb201_layers`)."""
@@ -237,6 +238,7 @@ class NB201Space(SearchSpace):
             cells_per_stage=self.cells_per_stage,
             input_size=int(size),
             live_only=live_only,
+            fold_constants=fold_constants,
             merge_identical=merge_identical,
             **self._network_kwargs(dataset, num_classes),
         )

@@ -219,7 +219,13 @@ def live_edges(edge_ops: Sequence[str]) -> list[bool]:
 
 
 def _cell_layers(
-    ops: tuple[str, ...], channels: int, size: int, *, live_only: bool = False, merge_identical: bool = False
+    ops: tuple[str, ...],
+    channels: int,
+    size: int,
+    *,
+    live_only: bool = False,
+    fold_constants: bool = False,
+    merge_identical: bool = False,
 ) -> list[LayerSignature]:
     """The cell's operators in forward order, built as an expression graph of its tensors.
 
@@ -227,8 +233,8 @@ def _cell_layers(
     in the order `InferCell.forward` runs them. `merge_identical` keys expressions by what they compute,
     so a ReLU, pool or partial sum of one tensor exists once (common-subexpression elimination; a conv
     never merges, each edge has its own weights). `live_only` keeps only expressions the cell output
-    needs and that depend on the input: constants are folded, yet `x + c` still costs its add, listed
-    with `bias=True` (a constant added), because runtimes run it differently from a sum of two tensors.
+    needs. `fold_constants` drops those that do not depend on the input, yet `x + c` still costs its
+    add, listed with `bias=True` (a constant added): runtimes run it differently from a sum of two tensors.
     """
     # expression key -> (op, depends on the input, every operand does), in creation order
     created: dict[tuple, tuple[str, bool, bool]] = {}
@@ -257,13 +263,13 @@ def _cell_layers(
     needed = set(created) if not live_only else _operands_closure(nodes[3])
     layers: list[LayerSignature] = []
     for key, (op, variable, only_variables) in created.items():
-        if key not in needed or (live_only and not variable):
+        if key not in needed or (fold_constants and not variable):
             continue
         if op in _CONV_KERNELS:
             layers.extend(_relu_conv_bn(channels, channels, size, _CONV_KERNELS[op], 1)[1:])
         elif op == "avgpool":
             layers.append(_same("avgpool", channels, size, kernel=3, stride=1))
-        elif op == "add" and live_only and not only_variables:
+        elif op == "add" and fold_constants and not only_variables:
             layers.append(LayerSignature("add", (1, channels, size, size), out_channels=channels, bias=True))
         else:
             layers.append(_same(op, channels, size))
@@ -305,22 +311,29 @@ def nb201_layers(
     num_classes: int = 10,
     input_size: int = 32,
     live_only: bool = False,
+    fold_constants: bool = False,
     merge_identical: bool = False,
 ) -> list[LayerSignature]:
     """The operators `build_nb201_network(...)` executes on one `input_size`-square image, in order.
 
     `none` edges execute nothing. By default edges whose result never reaches the cell output are still
     listed, because PyTorch computes every node; summing `layer_params` then gives the module's
-    parameter count. The two options list what a graph optimiser leaves to run instead:
-    `live_only` drops dead and constant edges (`live_edges`; ONNX Runtime and TVM both do), and nothing
-    at all is left when the cell output is constant, because then so are the logits; `merge_identical`
-    lists once the ReLU or pool that several edges apply to one tensor (ONNX Runtime does, TVM does not).
+    parameter count. The options list what a graph optimiser leaves to run instead:
+
+    - `live_only`: drops edges whose result never reaches the cell output (dead code; ONNX Runtime and
+      TVM both remove it);
+    - `fold_constants`: drops edges computed from a node fed by `none` edges only (zeros), keeping the
+      add of their constant result (ONNX Runtime folds them; TVM computes them: its constant folding
+      does not evaluate the zeros tensor). With both, nothing is left when the cell output is constant,
+      because then so are the logits;
+    - `merge_identical`: lists once the ReLU, pool or partial sum that several edges compute from one
+      tensor (ONNX Runtime does, TVM does not).
     """
     ops = _check_edge_ops(edge_ops)
     _check_sizes(channels, cells_per_stage, num_classes)
     if input_size < 1:
         raise ValueError(f"input_size must be >= 1, got {input_size}")
-    if live_only and cells_per_stage > 0 and not any(live_edges(ops)):
+    if live_only and fold_constants and cells_per_stage > 0 and not any(live_edges(ops)):
         return []
     size, width = input_size, channels
     layers = [_conv(3, width, size, 3, 1), _same("bn", width, size)]
@@ -329,7 +342,9 @@ def nb201_layers(
             layers.extend(_reduction_layers(width, 2 * width, size))
             size, width = _conv_out(size, 3, 2), 2 * width
         for _ in range(cells_per_stage):
-            layers.extend(_cell_layers(ops, width, size, live_only=live_only, merge_identical=merge_identical))
+            layers.extend(
+                _cell_layers(ops, width, size, live_only=live_only, fold_constants=fold_constants, merge_identical=merge_identical)
+            )
     layers += [
         _same("bn", width, size),
         _same("relu", width, size),

@@ -59,7 +59,7 @@ class OnnxRuntimeBackend:
 
     name = "onnxruntime"
     # ORT_ENABLE_ALL removes dead and constant operators and merges identical ones (module docstring).
-    layer_options: dict[str, bool] = {"live_only": True, "merge_identical": True}
+    layer_options: dict[str, bool] = {"live_only": True, "fold_constants": True, "merge_identical": True}
 
     def compile(self, module: Any, example_inputs: tuple[Any, ...], *, threads: int = 1) -> Callable[[], Any]:
         import numpy as np

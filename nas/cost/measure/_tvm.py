@@ -140,8 +140,9 @@ class TVMBackend:
     """
 
     name = "tvm"
-    # Relax's FoldConstant and dead-code removal drop dead and constant operators; read off the lowered
-    # IR of NB201 networks, it does not merge the ReLUs two conv edges apply to one node.
+    # Read off the lowered IR of NB201 networks: relax removes dead operators, but computes the zeros of
+    # an all-`none` node (`full`) and every edge from it at run time, and does not merge the ReLUs two
+    # conv edges apply to one node.
     layer_options: dict[str, bool] = {"live_only": True}
 
     def __init__(
