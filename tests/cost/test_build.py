@@ -94,7 +94,7 @@ def test_saving_into_an_existing_lut_keeps_other_spaces_and_refuses_to_clobber(t
 def test_a_lut_for_a_graph_optimising_backend_prices_only_what_that_backend_runs(tiny_space, tiny_torch_lut, fast_timing, tmp_path):
     pytest.importorskip("onnxruntime")
     lut = build_lut(tiny_space, "onnxruntime", processes=1, dataset="cifar10", timing=fast_timing, device="test-cpu")
-    assert lut.layer_options(tiny_space.name) == {"live_only": True, "merge_identical": True}
+    assert lut.layer_options(tiny_space.name) == {"live_only": True, "fold_constants": True, "merge_identical": True}
     assert tiny_torch_lut.layer_options(tiny_space.name) == {}
     dead = tiny_space.from_string("|nor_conv_3x3~0|+|nor_conv_3x3~0|nor_conv_3x3~1|+|skip_connect~0|none~1|none~2|")
     pruned = tiny_space.from_string("|none~0|+|none~0|none~1|+|skip_connect~0|none~1|none~2|")  # what ORT keeps of it
