@@ -312,7 +312,7 @@ def fit_calibration(lut: LUT, space: SearchSpace, archs: Sequence[Arch], measure
 def _corrected(table: pd.DataFrame, space: str, offset: float, scales: Mapping[str, float], per_layer: float) -> pd.DataFrame:
     table = table.copy()
     rows = table["space"] == space
-    if "measured_ms" not in table.columns:  # keep what was measured, so a LUT can be calibrated again
+    if "measured_ms" not in table.columns:  # what was measured stays beside the calibrated cost
         table["measured_ms"] = table["latency_ms"]
     ops = table["key"].map(calibration_group)
     spread = [c for c in ("min_ms", "max_ms") if c in table.columns]

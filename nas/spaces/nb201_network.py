@@ -210,8 +210,8 @@ def _node_status(ops: tuple[str, ...]) -> tuple[list[bool], list[bool]]:
 def live_edges(edge_ops: Sequence[str]) -> list[bool]:
     """Which edges a graph optimiser keeps: not `none`, fed by the cell input, and reaching the output.
 
-    An edge whose source node is fed by `none` edges only computes on constant zeros (constant-folded);
-    one whose target node never reaches node 3 is dead code. Both are removed by ONNX Runtime and TVM.
+    An edge whose source node is fed by `none` edges only computes on constant zeros (ONNX Runtime folds
+    it, TVM computes it); one whose target node never reaches node 3 is dead code (both remove it).
     """
     ops = _check_edge_ops(edge_ops)
     variable, reaches = _node_status(ops)

@@ -14,8 +14,11 @@ so its latency ranking differs from PyTorch eager. Why the care below:
   block* (the conv, pool or matmul a fused function is built around), not by the whole fused function:
   NB201 fuses a conv with 1-4 different epilogues (batch-norm, node sums, the next ReLU), and 20 random
   archs gave 108 structurally distinct fused functions but only 28 anchor blocks, whose schedules TVM
-  transfers to every epilogue variant. The database is written atomically in TVM's own JSON-lines
-  layout, so a crash never leaves half a record and TVM tools can read it.
+  transfers to every epilogue variant. Where that transfer fails (TVM rejects the replayed schedule;
+  seen for a lone conv whose anchor was tuned with a batch-norm epilogue, which then ran 40x slow on
+  the default schedule), the kernel is tuned as it is into an `exact` database beside the anchor one.
+  Databases are written atomically in TVM's own JSON-lines layout, so a crash never leaves half a
+  record and TVM tools can read them.
 - TVM's runtime thread pool reads `TVM_NUM_THREADS` once and, left alone, pins the calling thread to one
   core when it runs single-threaded; that pin would also bind any PyTorch measurement later in the same
   process. The backend sets the pool explicitly to `threads` workers sharing the CPUs this process may
