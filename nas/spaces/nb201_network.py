@@ -270,7 +270,9 @@ def _cell_layers(
         elif op == "avgpool":
             layers.append(_same("avgpool", channels, size, kernel=3, stride=1))
         elif op == "add" and fold_constants and not only_variables:
-            layers.append(LayerSignature("add", (1, channels, size, size), out_channels=channels, bias=True))
+            # x + c1 + c2: the tensor leaves the optimised layout once, for the first constant
+            chained = any(created.get(o, ("",))[0] == "add" and not created[o][2] for o in key[1:3])
+            layers.append(LayerSignature("add", (1, channels, size, size), out_channels=channels, bias=not chained))
         else:
             layers.append(_same(op, channels, size))
     return layers

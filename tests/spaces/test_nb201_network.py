@@ -277,6 +277,14 @@ def test_folding_constants_drops_edges_out_of_a_node_fed_only_by_none() -> None:
     assert [sig.bias for sig in adds] == [True, True, False, False, True, True, False, False, True, True, False]
 
 
+def test_a_second_constant_added_to_a_tensor_is_a_plain_add() -> None:
+    # node 3 = pool(x) + c1 + c2 (a conv and a pool of all-`none` nodes): ORT reorders the tensor's
+    # layout once, for the first constant, then adds the second as any add
+    ops = ["none", "none", "none", "avg_pool_3x3", "nor_conv_3x3", "avg_pool_3x3"]
+    adds = [sig.bias for sig in nb201_layers(ops, cells_per_stage=1, live_only=True, fold_constants=True) if sig.op == "add"]
+    assert adds == [True, False, False, True, False, False, True, False]
+
+
 def test_folding_constants_lists_nothing_when_the_cell_output_is_constant() -> None:
     ops = ["none", "none", "none", "none", "nor_conv_3x3", "nor_conv_3x3"]
     assert not any(live_edges(ops))
