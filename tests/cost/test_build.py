@@ -2,6 +2,7 @@ from __future__ import annotations
 
 import statistics
 
+import numpy as np
 import pandas as pd
 import pytest
 
@@ -104,3 +105,7 @@ def test_a_lut_for_a_graph_optimising_backend_prices_only_what_that_backend_runs
         assert on_dead == on_pruned
     on_dead, on_pruned = tiny_torch_lut.predict(tiny_space, [dead, pruned], dataset="cifar10")
     assert on_dead > on_pruned  # eager PyTorch runs the dead convs
+    # an output that does not depend on the input folds to nothing: one call of the backend
+    constant = tiny_space.from_string("|none~0|+|none~0|none~1|+|none~0|nor_conv_3x3~1|nor_conv_3x3~2|")
+    assert lut.predict(tiny_space, [constant], dataset="cifar10")[0] == pytest.approx(float(np.median(lut.meta["build"][tiny_space.name]["null_ms"])))
+    assert tiny_torch_lut.predict(tiny_space, [constant], dataset="cifar10")[0] > tiny_torch_lut.null_ms(tiny_space.name)
