@@ -253,9 +253,12 @@ def list_devices() -> None:
 
 @lut_app.command("list")
 def lut_list() -> None:
-    """List the LUTs shipped in latency_luts/ with their validation figures."""
+    """List the LUTs shipped in latency_luts/ with their validation figures (the sidecar holds them all)."""
+    import pandas as pd
+
     from nas.cost.lut import LUT, luts_dir
 
+    rows = []
     for path in sorted(luts_dir().glob("*.csv")):
         if path.name.endswith(".validation.csv"):  # per-arch tables written by `nas lut validate`
             continue
@@ -264,8 +267,25 @@ def lut_list() -> None:
         except _user_errors() as exc:
             err_console.print(f"[yellow]skipped[/] {path.name}: {exc}")
             continue
-        figures = {s: lut.validation(s) for s in lut.spaces}
-        console.print(f"[bold]{path.name}[/] device={lut.meta.get('device')} backend={lut.meta.get('backend')} kind={lut.meta.get('kind')} spaces={lut.spaces} validation={figures}")
+        for space in lut.spaces:
+            rows.append({"lut": path.name, "device": lut.meta.get("device"), "backend": lut.meta.get("backend") or "-",
+                         "kind": lut.meta.get("kind") or "-", "space": space, **_validation_columns(lut.validation(space))})
+    if rows:
+        _print_frame(pd.DataFrame(rows), f"LUTs in {luts_dir()} (validation on held-out networks)")
+    else:
+        console.print(f"no LUTs in {luts_dir()}")
+
+
+def _validation_columns(figures: dict[str, Any]) -> dict[str, Any]:
+    """One row's figures whichever kind wrote them: measured (`nas lut validate`) or fitted (`nas lut fit`)."""
+    mape = figures.get("mape_pct", figures["mape"] * 100 if isinstance(figures.get("mape"), (int, float)) else None)
+    return {
+        "networks": figures.get("n_archs", figures.get("n", "-")),
+        "within_10pct": figures.get("within_10pct", "-"),
+        "mape_pct": "-" if mape is None else float(mape),
+        "spearman": figures.get("spearman", "-"),
+        "kendall": figures.get("kendall_tau", figures.get("kendall", "-")),
+    }
 
 
 @lut_app.command("fit")

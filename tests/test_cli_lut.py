@@ -43,8 +43,11 @@ def test_lut_build_then_validate_writes_the_lut_its_figures_and_lists_them(tmp_p
         assert figure in checked.output
     assert len(pd.read_csv(out.with_name("testcpu__onnxruntime.validation.csv"))) == 4
     monkeypatch.setenv("NAS_LUTS_DIR", str(out.parent))
+    monkeypatch.setattr("nas.cli.console.width", 200)
     listed = runner.invoke(app, ["lut", "list"])
     assert listed.exit_code == 0 and "testcpu__onnxruntime.csv" in listed.output and "mape_pct" in listed.output
+    row = next(line for line in listed.output.splitlines() if "testcpu__onnxruntime.csv" in line)
+    assert "onnxruntime" in row and "measured" in row and "clitiny" in row and "| 4 " in row.replace("│", "|")
 
 
 def _toy_lut(path, space="clitiny", keys=(), backend="torch"):
