@@ -436,7 +436,7 @@ def lut_build(
     statistic: Annotated[Optional[str], typer.Option(help="Per-process summary of the samples: min (robust on a shared machine) or median [default: min].")] = None,
     clock: Annotated[Optional[str], typer.Option(help="thread (CPU time; ignores time preempted by other processes; 1 thread only), wall, or auto [default: auto].")] = None,
     overwrite: Annotated[bool, typer.Option(help="Replace this space's rows if OUT already has them.")] = False,
-    all_layers: Annotated[bool, typer.Option(help="Price every operator PyTorch runs, even for a backend whose graph optimiser removes dead ones and merges identical ones (default: what the backend leaves).")] = False,
+    all_layers: Annotated[bool, typer.Option(help="Price every operator PyTorch runs, even for a backend whose graph optimiser removes dead and constant ones and merges identical ones (default: what the backend leaves, its layer_options).")] = False,
     progress: Annotated[bool, typer.Option(help="Show a progress bar.")] = True,
 ) -> None:
     """Measure every operator of a space on this machine through a backend and write a LUT."""
