@@ -218,23 +218,18 @@ def live_edges(edge_ops: Sequence[str]) -> list[bool]:
     return [name != "none" and variable[source] and reaches[target] for (target, source), name in zip(EDGES, ops)]
 
 
-def _cell_layers(
-    ops: tuple[str, ...],
-    channels: int,
-    size: int,
-    *,
-    live_only: bool = False,
-    fold_constants: bool = False,
-    merge_identical: bool = False,
-) -> list[LayerSignature]:
-    """The cell's operators in forward order, built as an expression graph of its tensors.
+def _cell_program(
+    ops: tuple[str, ...], *, live_only: bool = False, fold_constants: bool = False, merge_identical: bool = False
+) -> list[tuple[str, bool]]:
+    """The cell's operators in forward order, as `(op, adds_a_constant)`, built as an expression graph.
 
     Each ReLU, conv (with its BN), pool and add is one expression over its operands' expressions, created
     in the order `InferCell.forward` runs them. `merge_identical` keys expressions by what they compute,
     so a ReLU, pool or partial sum of one tensor exists once (common-subexpression elimination; a conv
     never merges, each edge has its own weights). `live_only` keeps only expressions the cell output
     needs. `fold_constants` drops those that do not depend on the input, yet `x + c` still costs its
-    add, listed with `bias=True` (a constant added): runtimes run it differently from a sum of two tensors.
+    add, flagged as adding a constant: runtimes run it differently from a sum of two tensors.
+    The program depends on the edge ops only, so a network computes it once for all its cells.
     """
     # expression key -> (op, depends on the input, every operand does), in creation order
     created: dict[tuple, tuple[str, bool, bool]] = {}
@@ -261,18 +256,27 @@ def _cell_layers(
             total = out if total is None else make("add", [total, out])
         nodes.append(_ZEROS if total is None else total)
     needed = set(created) if not live_only else _operands_closure(nodes[3])
-    layers: list[LayerSignature] = []
+    program: list[tuple[str, bool]] = []
     for key, (op, variable, only_variables) in created.items():
         if key not in needed or (fold_constants and not variable):
             continue
+        constant = op == "add" and fold_constants and not only_variables
+        # x + c1 + c2: the tensor leaves the optimised layout once, for the first constant
+        chained = constant and any(created.get(o, ("",))[0] == "add" and not created[o][2] for o in key[1:3])
+        program.append((op, constant and not chained))
+    return program
+
+
+def _cell_layers(program: Sequence[tuple[str, bool]], channels: int, size: int) -> list[LayerSignature]:
+    """The signatures of one cell running `program` (see `_cell_program`) on `channels` x `size` x `size`."""
+    layers: list[LayerSignature] = []
+    for op, adds_constant in program:
         if op in _CONV_KERNELS:
             layers.extend(_relu_conv_bn(channels, channels, size, _CONV_KERNELS[op], 1)[1:])
         elif op == "avgpool":
             layers.append(_same("avgpool", channels, size, kernel=3, stride=1))
-        elif op == "add" and fold_constants and not only_variables:
-            # x + c1 + c2: the tensor leaves the optimised layout once, for the first constant
-            chained = any(created.get(o, ("",))[0] == "add" and not created[o][2] for o in key[1:3])
-            layers.append(LayerSignature("add", (1, channels, size, size), out_channels=channels, bias=not chained))
+        elif adds_constant:
+            layers.append(LayerSignature("add", (1, channels, size, size), out_channels=channels, bias=True))
         else:
             layers.append(_same(op, channels, size))
     return layers
@@ -337,6 +341,7 @@ def nb201_layers(
         raise ValueError(f"input_size must be >= 1, got {input_size}")
     if live_only and fold_constants and cells_per_stage > 0 and not any(live_edges(ops)):
         return []
+    program = _cell_program(ops, live_only=live_only, fold_constants=fold_constants, merge_identical=merge_identical)
     size, width = input_size, channels
     layers = [_conv(3, width, size, 3, 1), _same("bn", width, size)]
     for stage in range(3):
@@ -344,9 +349,7 @@ def nb201_layers(
             layers.extend(_reduction_layers(width, 2 * width, size))
             size, width = _conv_out(size, 3, 2), 2 * width
         for _ in range(cells_per_stage):
-            layers.extend(
-                _cell_layers(ops, width, size, live_only=live_only, fold_constants=fold_constants, merge_identical=merge_identical)
-            )
+            layers.extend(_cell_layers(program, width, size))
     layers += [
         _same("bn", width, size),
         _same("relu", width, size),
