@@ -194,11 +194,10 @@ class TVMBackend:
         use_threads(threads)
         target = self.target(threads)
         lowered = _prepare(_import_torch(module, example_inputs), target)
-        databases: list[Any] = []
-        self.last_tuned_tasks = []
+        self.last_tuned_tasks, self.last_default_kernels = [], []
         if self.tune_trials > 0:
-            databases, self.last_tuned_tasks = self._tune_lowered(lowered, target, self.database_dir(threads))
-        executable, self.last_default_kernels = _build(lowered, target, databases)
+            lowered, self.last_default_kernels, self.last_tuned_tasks = self._tune_lowered(lowered, target, self.database_dir(threads))
+        executable = _build(lowered, target)
         vm = relax.VirtualMachine(executable, tvm.cpu())
         inputs = [tvm.runtime.tensor(x.detach().cpu().contiguous().numpy(), tvm.cpu()) for x in example_inputs]
         return TVMRunner(vm, inputs, threads)
@@ -229,7 +228,7 @@ class TVMBackend:
         use_threads(threads)
         target = self.target(threads)
         lowered = _prepare(_import_torch(module, example_inputs), target)
-        self.last_tuned_tasks = self._tune_lowered(lowered, target, self.database_dir(threads))[1]
+        self.last_tuned_tasks = self._tune_lowered(lowered, target, self.database_dir(threads))[2]
         return list(self.last_tuned_tasks)
 
     def untuned_tasks(self, module: Any, example_inputs: tuple[Any, ...], *, threads: int = 1) -> list[str]:
@@ -239,17 +238,19 @@ class TVMBackend:
         database = load_database(self.database_dir(threads))
         return [t.task_name for t in tasks if not _has_record(database, t, target)]
 
-    def _tune_lowered(self, lowered: Any, target: Any, folder: Path) -> tuple[list[Any], list[str]]:
-        """Databases to build `lowered` with (exact first, then anchor-keyed), after tuning what they lack.
+    def _tune_lowered(self, lowered: Any, target: Any, folder: Path) -> tuple[Any, list[str], list[str]]:
+        """`lowered` scheduled from the databases (exact first, then anchor-keyed) after tuning what they
+        lack; the kernels left on the default schedule; the tasks tuned.
 
         A kernel whose anchor schedule does not replay on it is tuned as it is into the exact database.
         """
         databases = [load_database(folder / EXACT_FOLDER, equality="structural"), load_database(folder)]
         tuned = self._tune_new_tasks(lowered, target, databases[1], folder)
-        failed = _apply_database(lowered, target, databases)[1]
+        scheduled, failed = _apply_database(lowered, target, databases)
         if failed:
             tuned += self._tune_new_tasks(lowered, target, databases[0], folder / EXACT_FOLDER, equality="structural", only=failed)
-        return databases, tuned
+            scheduled, failed = _apply_database(lowered, target, databases)
+        return scheduled, failed, tuned
 
     def _tune_new_tasks(
         self, lowered: Any, target: Any, database: Any, folder: Path, *, equality: str = MODULE_EQUALITY, only: Sequence[str] | None = None
@@ -374,15 +375,14 @@ def _has_record(database: Any, task: Any, target: Any) -> bool:
     return database.query_tuning_record(task.dispatched[0], target, task.task_name) is not None
 
 
-def _build(lowered: Any, target: Any, databases: Sequence[Any]) -> tuple[Any, list[str]]:
-    """The executable, and the kernels that kept the default schedule (see `_apply_database`)."""
+def _build(lowered: Any, target: Any) -> Any:
+    """The executable; kernels no database scheduled get dlight's default schedules."""
     import tvm
     from tvm.s_tir import dlight as dl
 
-    lowered, failed = _apply_database(lowered, target, databases)
     with target:
         lowered = dl.ApplyDefaultSchedule(dl.cpu.GEMV(), dl.cpu.Reduction())(lowered)
-    return tvm.compile(lowered, target), failed
+    return tvm.compile(lowered, target)
 
 
 def _apply_database(lowered: Any, target: Any, databases: Sequence[Any]) -> tuple[Any, list[str]]:
