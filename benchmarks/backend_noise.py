@@ -22,9 +22,6 @@ from __future__ import annotations
 
 import argparse
 import datetime as dt
-import json
-import subprocess
-import sys
 import time
 from pathlib import Path
 
@@ -32,51 +29,25 @@ import numpy as np
 import pandas as pd
 
 from nas._io import write_atomic
-from nas.cost.build import DEFAULT_TIMING, cpu_info, load_average
+from nas.cost.build import cpu_info, load_average, timing_settings
+from nas.cost.measure._fresh import run_fresh
+from nas.cost.measure._jobs import time_archs_spread
 from nas.cost.validate import random_archs
 from nas.spaces import get_space
 
 RESULTS = Path(__file__).resolve().parent / "results"
 
 
-def child(backend_name: str, arch_strings: list[str], seed: int) -> None:
-    """Time each network in this (fresh) process; print one JSON row per network."""
-    import random
-
-    import torch
-
-    from nas.cost.measure import backends, time_runner
-
-    torch.set_num_threads(1)
-    space = get_space("nb201")
-    backend = backends.get(backend_name)()
-    order = list(range(len(arch_strings)))
-    random.Random(seed).shuffle(order)
-    for i in order:
-        arch = space.from_string(arch_strings[i])
-        module = space.build(arch, dataset="cifar10").eval()
-        runner = backend.compile(module, (torch.randn(1, 3, 32, 32),), threads=1)
-        settings = {k: v for k, v in DEFAULT_TIMING.items() if k not in ("statistic", "clock")}
-        timing = time_runner(runner, clock=time.thread_time, **settings)
-        print(json.dumps({"arch": arch_strings[i], "min_ms": timing.min_ms, "median_ms": timing.median_ms, "max_ms": timing.max_ms}), flush=True)
-
-
 def run(n_archs: int, processes: int, names: list[str], seed: int) -> pd.DataFrame:
     space = get_space("nb201")
     strings = [space.to_string(a) for a in random_archs(space, n_archs, seed)]
+    settings = timing_settings(None, threads=1)
     rows = []
     for name in names:
         for p in range(processes):
             started = time.time()
-            out = subprocess.run(
-                [sys.executable, __file__, "--child", name, "--seed", str(seed * 1000 + p)], input="\n".join(strings),
-                capture_output=True, text=True, check=False,
-            )
-            if out.returncode != 0:
-                raise SystemExit(f"{name} process {p} failed: {out.stderr.strip().splitlines()[-1] if out.stderr.strip() else out.returncode}")
-            for line in out.stdout.splitlines():
-                if line.startswith("{"):
-                    rows.append({"backend": name, "process": p, **json.loads(line)})
+            timings = run_fresh(time_archs_spread, (space, strings, name, 1, settings, seed * 1000 + p, {"dataset": "cifar10"}))
+            rows += [{"backend": name, "process": p, "arch": arch, **t} for arch, t in zip(strings, timings)]
             print(f"{name} process {p}: {time.time() - started:.0f} s", flush=True)
     return pd.DataFrame(rows)
 
@@ -131,11 +102,7 @@ def main() -> None:
     parser.add_argument("--processes", type=int, default=3)
     parser.add_argument("--backends", default="torch,onnxruntime,tvm")
     parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--child", default=None, help=argparse.SUPPRESS)
     args = parser.parse_args()
-    if args.child:
-        child(args.child, [line for line in sys.stdin.read().splitlines() if line], args.seed)
-        return
     frame = run(args.archs, args.processes, args.backends.split(","), args.seed)
     table = summary(frame)
     RESULTS.mkdir(exist_ok=True)

@@ -1,4 +1,4 @@
-"""The two measurement jobs that run inside a fresh process: time operators, time whole networks.
+"""The measurement jobs that run inside a fresh process: time operators, time whole networks.
 
 Why top-level functions: `run_fresh` spawns a new interpreter that imports its target by module path.
 Both jobs shuffle their work with a per-process seed, so a slow phase of a process (a neighbour's burst,
@@ -24,7 +24,7 @@ from typing import Any
 
 from torch import nn
 
-from nas.cost.measure import backends, time_runner
+from nas.cost.measure import Timing, backends, time_runner
 from nas.cost.measure.ops import Chain, module_for_signature, null_module, producer_for
 from nas.spaces.base import LayerSignature, SearchSpace
 
@@ -38,12 +38,15 @@ STATISTICS = ("min", "median")
 CLOCKS = {"thread": time.thread_time, "wall": time.perf_counter}
 
 
-def _time(backend: Any, module: nn.Module, inputs: tuple[Any, ...], threads: int, timing: dict[str, Any]) -> float:
-    settings = dict(timing)
-    statistic = settings.pop("statistic", "median")
+def _timing(backend: Any, module: nn.Module, inputs: tuple[Any, ...], threads: int, timing: dict[str, Any]) -> Timing:
+    settings = {k: v for k, v in timing.items() if k != "statistic"}
     clock = CLOCKS[settings.pop("clock", "wall")]
-    result = time_runner(backend.compile(module, inputs, threads=threads), clock=clock, **settings)
-    return result.min_ms if statistic == "min" else result.median_ms
+    return time_runner(backend.compile(module, inputs, threads=threads), clock=clock, **settings)
+
+
+def _time(backend: Any, module: nn.Module, inputs: tuple[Any, ...], threads: int, timing: dict[str, Any]) -> float:
+    result = _timing(backend, module, inputs, threads, timing)
+    return result.min_ms if timing.get("statistic", "median") == "min" else result.median_ms
 
 
 def time_signatures(
@@ -98,10 +101,27 @@ def time_archs(
 
     The input shape is the first layer's `in_shape`: the network's input as the space itself states it.
     """
+    timings = time_archs_spread(space, arch_strings, backend_name, threads, timing, seed, layer_kwargs, tick=tick)
+    key = "min_ms" if timing.get("statistic", "median") == "min" else "median_ms"
+    return [t[key] for t in timings]
+
+
+def time_archs_spread(
+    space: SearchSpace,
+    arch_strings: Sequence[str],
+    backend_name: str,
+    threads: int,
+    timing: dict[str, Any],
+    seed: int,
+    layer_kwargs: dict[str, Any],
+    *,
+    tick: Callable[[int], None],
+) -> list[dict[str, float]]:
+    """`min_ms`, `median_ms` and `max_ms` of each whole network's timed samples, in `arch_strings` order."""
     import torch
 
     backend = backends.get(backend_name)()
-    out = [float("nan")] * len(arch_strings)
+    out: list[dict[str, float]] = [{}] * len(arch_strings)
     order = list(range(len(arch_strings)))
     random.Random(seed).shuffle(order)
     generator = torch.Generator().manual_seed(seed)
@@ -110,6 +130,7 @@ def time_archs(
         shape = space.layers(arch, **layer_kwargs)[0].in_shape
         module = space.build(arch, **layer_kwargs).eval()
         x = torch.randn(*shape, generator=generator)
-        out[i] = _time(backend, module, (x,), threads, timing)
+        result = _timing(backend, module, (x,), threads, timing)
+        out[i] = {"min_ms": result.min_ms, "median_ms": result.median_ms, "max_ms": result.max_ms}
         tick(1)
     return out
