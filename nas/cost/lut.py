@@ -175,8 +175,9 @@ class LUT:
             out = out + values @ np.array([costs[k] for k in terms], dtype=float)
         out = np.asarray(out, dtype=float).reshape(len(archs))
         nothing_runs = np.asarray(counts.getnnz(axis=1) == 0).reshape(len(archs))
-        if nothing_runs.any() and not terms and self.null_ms(space.name) is not None:
-            out[nothing_runs] = self.null_ms(space.name)
+        null = self.null_ms(space.name) if nothing_runs.any() and not terms else None
+        if null is not None:
+            out[nothing_runs] = null
         return out
 
     def null_ms(self, space: str) -> float | None:
