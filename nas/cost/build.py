@@ -38,8 +38,6 @@ from nas.spaces.base import Arch, LayerSignature, SearchSpace
 
 Progress = Callable[[int, int], None]
 
-#: Finite spaces up to this size are enumerated to collect their signatures; larger ones are sampled.
-ENUMERATE_LIMIT = 200_000
 #: Archs sampled from a space too large to enumerate.
 SAMPLED_ARCHS = 20_000
 #: Timing used unless a caller overrides it: `time_runner` settings, the per-process `statistic` and the
@@ -58,7 +56,7 @@ def distinct_signatures(
 ) -> list[LayerSignature]:
     """Every distinct operator signature of `archs` (default: all of a finite space), sorted by key.
 
-    A space larger than `ENUMERATE_LIMIT` (or infinite) is covered by `SAMPLED_ARCHS` random archs drawn
+    A space too large to list (`space.can_list()`) is covered by `SAMPLED_ARCHS` random archs drawn
     with `seed`; a LUT built from them may miss a rare signature, which `LUT.predict` then names.
     """
     if archs is None:
@@ -70,8 +68,7 @@ def distinct_signatures(
 
 
 def _coverage_archs(space: SearchSpace, seed: int) -> Sequence[Arch]:
-    size = space.size
-    if size is not None and size <= ENUMERATE_LIMIT:
+    if space.can_list():
         return space.enumerate()
     rng = np.random.default_rng(seed)
     return [space.sample(rng) for _ in range(SAMPLED_ARCHS)]
@@ -80,8 +77,7 @@ def _coverage_archs(space: SearchSpace, seed: int) -> Sequence[Arch]:
 def _coverage_text(space: SearchSpace, archs: Sequence[Arch] | None) -> str:
     if archs is not None:
         return f"{len(archs)} given archs"
-    size = space.size
-    return f"all {size} archs" if size is not None and size <= ENUMERATE_LIMIT else f"{SAMPLED_ARCHS} sampled archs"
+    return f"all {space.size} archs" if space.can_list() else f"{SAMPLED_ARCHS} sampled archs"
 
 
 # --- the machine ------------------------------------------------------------------------------------

@@ -42,8 +42,6 @@ import numpy as np
 
 FX = "torch.fx"
 HOOKS = "forward hooks"
-#: Image channels assumed when a space's dataset does not say (`channels` key of `dataset_info`).
-IMAGE_CHANNELS = 3
 
 
 class PeakMemoryError(ValueError):
@@ -219,20 +217,15 @@ def peak_activation_bytes(module: Any, example_input: Any) -> int:
 
 
 def example_input(space: Any, dataset: str | None = None) -> Any:
-    """A batch-1 zero image for `space` on `dataset` (`1 x channels x input_size x input_size`).
+    """A batch-1 zero image for `space` on its `dataset` setting (`space.input_spec(dataset).shape`).
 
-    Why zeros: the analysis needs shapes and aliasing only, never values. The size comes from the space's
-    `dataset_info` (its first dataset when `dataset` is None); channels from its `channels` key, else 3.
+    Why zeros: the analysis needs shapes and aliasing only, never values.
     """
     import torch
 
-    info_of = getattr(space, "dataset_info", None)
-    datasets = list(getattr(space, "datasets", {}))
-    if info_of is None or (dataset is None and not datasets):
-        raise PeakMemoryError(f"space {space.name!r} does not say its input size (no dataset_info/datasets); cannot build an example input")
-    info = info_of(dataset if dataset is not None else datasets[0])
-    size, channels = int(info["input_size"]), int(info.get("channels", IMAGE_CHANNELS))
-    return torch.zeros(1, channels, size, size)
+    if not getattr(space, "datasets", None):
+        raise PeakMemoryError(f"space {space.name!r} does not say its input size (no datasets); cannot build an example input")
+    return torch.zeros(space.input_spec(dataset).shape)
 
 
 __all__ = ["PeakMemory", "PeakMemoryError", "example_input", "peak_activation", "peak_activation_bytes"]

@@ -10,11 +10,19 @@ from __future__ import annotations
 from abc import ABC, abstractmethod
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+if TYPE_CHECKING:
+    import networkx
+
 Choice = str | int | float
+
+#: The most architectures any part of `nas` lists at once (`enumerate`, candidate pools, whole-space
+#: tables, reference points). One limit for every space and caller: an `Arch` costs about 1 kB, so this
+#: bounds a listing to a few hundred MB; larger spaces are sampled instead.
+LIST_LIMIT = 200_000
 
 
 class Arch(Mapping[str, Choice]):
@@ -34,21 +42,20 @@ class Arch(Mapping[str, Choice]):
     __slots__ = ("_items", "_hash")
 
     def __init__(self, choices: Mapping[str, Choice] | Iterable[tuple[str, Choice]]) -> None:
-        items = dict(choices)
-        self._items: tuple[tuple[str, Choice], ...] = tuple(items.items())
-        self._hash = hash(frozenset(self._items))
+        self._items: dict[str, Choice] = dict(choices)
+        self._hash = hash(frozenset(self._items.items()))
 
     def __getitem__(self, key: str) -> Choice:
-        for name, value in self._items:
-            if name == key:
-                return value
-        raise KeyError(key)
+        return self._items[key]
 
     def __iter__(self) -> Iterator[str]:
-        return (name for name, _ in self._items)
+        return iter(self._items)
 
     def __len__(self) -> int:
         return len(self._items)
+
+    def __contains__(self, key: object) -> bool:
+        return key in self._items
 
     def __hash__(self) -> int:
         return self._hash
@@ -56,17 +63,20 @@ class Arch(Mapping[str, Choice]):
     def __eq__(self, other: object) -> bool:
         if not isinstance(other, Arch):
             return NotImplemented
-        return self._hash == other._hash and dict(self._items) == dict(other._items)
+        return self._hash == other._hash and self._items == other._items
 
     def __repr__(self) -> str:
-        return f"Arch({dict(self._items)!r})"
+        return f"Arch({self._items!r})"
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return (Arch, (self._items,))
 
     def replace(self, **changes: Choice) -> Arch:
         """A copy with some decisions changed (decision order kept)."""
-        unknown = set(changes) - set(self)
+        unknown = set(changes) - set(self._items)
         if unknown:
             raise KeyError(f"unknown decisions {sorted(unknown)}")
-        return Arch({name: changes.get(name, value) for name, value in self._items})
+        return Arch({**self._items, **changes})
 
 
 @dataclass(frozen=True)
@@ -104,17 +114,57 @@ class LayerSignature:
         )
 
 
+@dataclass(frozen=True)
+class InputSpec:
+    """What a network is built for: input `channels`, `height` x `width`, and `classes` to predict.
+
+    Why in the space layer: `build(arch, input_spec)` takes it from the data (digits are 1 x 8 x 8 with
+    10 classes, CIFAR-100 3 x 32 x 32 with 100), so no space hard-codes an input. Feature vectors are
+    `channels` = features on a 1 x 1 image.
+
+    Example:
+        >>> InputSpec(channels=1, height=8, width=8, classes=10).shape
+        (1, 1, 8, 8)
+    """
+
+    channels: int
+    height: int
+    width: int
+    classes: int
+
+    def __post_init__(self) -> None:
+        values = (self.channels, self.height, self.width, self.classes)
+        if any(not isinstance(v, int) or isinstance(v, bool) or v < 1 for v in values) or self.classes < 2:
+            raise ValueError(f"input spec needs positive integer channels, height, width and at least 2 classes; got {self}")
+
+    @property
+    def shape(self) -> tuple[int, int, int, int]:
+        """The NCHW shape of one input, batch 1."""
+        return (1, self.channels, self.height, self.width)
+
+    def describe(self) -> dict[str, int]:
+        return {"channels": self.channels, "height": self.height, "width": self.width, "classes": self.classes}
+
+
 class InvalidArchError(ValueError):
     """An architecture string or mapping that the space cannot represent."""
+
+
+class SpaceTooLargeError(ValueError):
+    """A listing asked of a space with more than `LIST_LIMIT` architectures (or an uncountable one)."""
 
 
 class SearchSpace(ABC):
     """The protocol every search space implements.
 
-    Spaces know nothing of costs or strategies. Finite spaces also implement `enumerate()` and `size`.
+    Spaces know nothing of costs, data loading or strategies. `size` is None where counting is
+    meaningless; `enumerate()` works only up to `LIST_LIMIT` architectures (`can_list()`), so every
+    caller that would list a space asks `can_list()` and samples otherwise.
     """
 
     name: str
+    #: Reference input settings by name (`cifar10: {num_classes: 10, input_size: 32}`), from the YAML.
+    datasets: dict[str, dict[str, int]]
 
     @property
     @abstractmethod
@@ -152,6 +202,22 @@ class SearchSpace(ABC):
         return Arch({d.name: (a if t else b)[d.name] for d, t in zip(self.decisions, take_a)})
 
     # --- identity -----------------------------------------------------------------------------
+    def is_valid(self, arch: Mapping[str, Choice]) -> bool:
+        """Whether `arch` names an architecture of this space (every decision, each an allowed choice)."""
+        try:
+            self.validate(arch)
+        except InvalidArchError:
+            return False
+        return True
+
+    def canonical(self, arch: Arch) -> Arch:
+        """The one representative of the networks `arch` names: choices that change nothing about the
+        network's function set to one fixed value, so two canonical archs never name one network.
+
+        The default has no such choices; spaces with them (dead edges, switched-off blocks) override it.
+        """
+        return self.validate(arch)
+
     def validate(self, arch: Mapping[str, Choice]) -> Arch:
         """Return `arch` as an `Arch` in canonical order, or raise InvalidArchError."""
         names = [d.name for d in self.decisions]
@@ -213,23 +279,75 @@ class SearchSpace(ABC):
             return out
         raise ValueError(f"unknown encoding {kind!r} for space {self.name!r}; expected one of {self.encoding_kinds()}")
 
-    # --- finite spaces ------------------------------------------------------------------------
+    # --- size ---------------------------------------------------------------------------------
     @property
     def size(self) -> int | None:
-        """Number of architectures, or None when the space is not finite/enumerable."""
+        """Number of architectures, or None when counting is meaningless."""
         return int(np.prod([len(d.choices) for d in self.decisions], dtype=object))
 
+    def can_list(self) -> bool:
+        """Whether `enumerate()` may list this space (at most `LIST_LIMIT` architectures)."""
+        size = self.size
+        return size is not None and size <= LIST_LIMIT
+
     def enumerate(self) -> list[Arch]:
-        """Every architecture, in the space's canonical order (row-major over decisions)."""
+        """Every architecture, in the space's canonical order (row-major over decisions).
+
+        Raises:
+            SpaceTooLargeError: the space has more than `LIST_LIMIT` architectures.
+        """
+        if not self.can_list():
+            size = "an uncountable number of" if self.size is None else f"{self.size:.3g}"
+            raise SpaceTooLargeError(f"space {self.name!r} has {size} architectures, more than the {LIST_LIMIT:,} nas lists at once; sample it instead")
         sizes = [len(d.choices) for d in self.decisions]
         grid = np.indices(sizes).reshape(len(sizes), -1).T
         return self.from_index_matrix(grid)
 
     # --- realisation --------------------------------------------------------------------------
+    def input_spec(self, dataset: str | None = None) -> InputSpec:
+        """The reference input of a dataset setting the space defines (its YAML `datasets`; None: the
+        first), e.g. NB201's `cifar10` is 3 x 32 x 32 with 10 classes. Data of the user's own gives its own."""
+        if dataset is None:
+            dataset = next(iter(self.datasets))
+        try:
+            info = self.datasets[dataset]
+        except KeyError:
+            raise ValueError(f"space {self.name!r} has no dataset {dataset!r}; expected one of {sorted(self.datasets)}") from None
+        size = int(info["input_size"])
+        return InputSpec(int(info.get("channels", 3)), size, size, int(info["num_classes"]))
+
+    def _resolve_input(self, input_spec: InputSpec | None, dataset: str | None, num_classes: int | None) -> InputSpec:
+        """`input_spec` if given, else the dataset setting's, with `num_classes` overriding its classes."""
+        spec = input_spec if input_spec is not None else self.input_spec(dataset)
+        if num_classes is not None and num_classes != spec.classes:
+            spec = InputSpec(spec.channels, spec.height, spec.width, int(num_classes))
+        return spec
+
     @abstractmethod
-    def build(self, arch: Arch, **kwargs: Any) -> Any:
-        """The real `torch.nn.Module` for `arch`."""
+    def build(self, arch: Arch, input_spec: InputSpec | None = None, **kwargs: Any) -> Any:
+        """The real `torch.nn.Module` for `arch`, for inputs and classes of `input_spec` (default: the
+        space's first dataset setting)."""
 
     @abstractmethod
     def layers(self, arch: Arch, **kwargs: Any) -> list[LayerSignature]:
         """Concrete operator signatures of the built network, in execution order."""
+
+    def graph(self, arch: Arch) -> networkx.DiGraph:
+        """The network as a DAG of operators (node attribute `op`; one `input` source, one `output` sink),
+        for graph predictors and hypernetworks.
+
+        The default is a chain of the decisions in order (a layer-wise space); cell spaces override it.
+        """
+        import networkx as nx
+
+        arch = self.validate(arch)
+        g = nx.DiGraph()
+        g.add_node("input", op="input")
+        previous = "input"
+        for d in self.decisions:
+            g.add_node(d.name, op=str(arch[d.name]))
+            g.add_edge(previous, d.name)
+            previous = d.name
+        g.add_node("output", op="output")
+        g.add_edge(previous, "output")
+        return g

@@ -21,12 +21,10 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from nas.spaces.base import Arch, Decision, InvalidArchError, LayerSignature, SearchSpace
+from nas.spaces.base import Arch, Decision, InputSpec, InvalidArchError, LayerSignature, SearchSpace
 
 INVERTED_RESIDUAL = "inverted_residual"
 SKIP = "skip"
-_MAX_ENUMERATE = 1_000_000
-_IMAGE_CHANNELS = 3
 
 
 @dataclass(frozen=True)
@@ -282,16 +280,6 @@ class FBNetSpace(SearchSpace):
                 raise InvalidArchError(f"malformed FBNet arch string: unknown op {name!r}; expected one of {list(self._op_by_name)}")
         return Arch({d.name: n for d, n in zip(self._decisions, names)})
 
-    # --- size -----------------------------------------------------------------------------------
-    def enumerate(self) -> list[Arch]:
-        """Every architecture, when there are at most a million (small YAML variants)."""
-        if self.size > _MAX_ENUMERATE:
-            raise ValueError(
-                f"space {self.name!r} has {len(self.ops)}**{len(self._decisions)} = {self.size:.3g} architectures, "
-                f"too many to enumerate (limit {_MAX_ENUMERATE:,}); use sample()"
-            )
-        return super().enumerate()
-
     # --- realisation ----------------------------------------------------------------------------
     def dataset_info(self, dataset: str | None = None) -> dict[str, int]:
         """`num_classes` and `input_size` of a dataset this space is defined for (None: the first one)."""
@@ -302,17 +290,19 @@ class FBNetSpace(SearchSpace):
         except KeyError:
             raise ValueError(f"space {self.name!r} has no dataset {dataset!r}; expected one of {sorted(self.datasets)}") from None
 
-    def build(self, arch: Arch, *, dataset: str | None = None, num_classes: int | None = None) -> Any:
-        """The network (`torch.nn.Module`, NCHW images -> logits) for `arch`."""
+    def build(self, arch: Arch, input_spec: InputSpec | None = None, *, dataset: str | None = None, num_classes: int | None = None) -> Any:
+        """The network (`torch.nn.Module`, NCHW images -> logits) for `arch` and `input_spec` (default:
+        the `dataset` setting, else the first)."""
         from nas.spaces.fbnet_network import FBNetNetwork
 
-        classes = num_classes if num_classes is not None else self.dataset_info(dataset)["num_classes"]
-        return FBNetNetwork(self.layer_ops(self.validate(arch)), self.macro, num_classes=int(classes))
+        spec = self._resolve_input(input_spec, dataset, num_classes)
+        return FBNetNetwork(self.layer_ops(self.validate(arch)), self.macro, num_classes=spec.classes, in_channels=spec.channels)
 
     def layers(
         self,
         arch: Arch,
         *,
+        input_spec: InputSpec | None = None,
         dataset: str | None = None,
         num_classes: int | None = None,
         input_size: int | None = None,
@@ -326,13 +316,13 @@ class FBNetSpace(SearchSpace):
         optimiser options of `NB201Space.layers` (`live_only`, `fold_constants`, `merge_identical`) change
         nothing here.
         """
-        info = self.dataset_info(dataset)
-        size = int(input_size if input_size is not None else info["input_size"])
-        classes = int(num_classes if num_classes is not None else info["num_classes"])
-        if size < 1 or classes < 1:
-            raise ValueError(f"need input_size >= 1 and num_classes >= 1; got {size}, {classes}")
+        spec = self._resolve_input(input_spec, dataset, num_classes)
+        size = int(input_size if input_size is not None else spec.height)
+        classes = spec.classes
+        if size < 1:
+            raise ValueError(f"need input_size >= 1; got {size}")
         m = self.macro
-        layers, size = _conv_bn_relu(_IMAGE_CHANNELS, m.stem_channels, size, m.stem_kernel, m.stem_stride)
+        layers, size = _conv_bn_relu(spec.channels, m.stem_channels, size, m.stem_kernel, m.stem_stride)
         for op, slot in zip(self.layer_ops(self.validate(arch)), self.slots):
             block, size = _block_layers(op, slot, size)
             layers += block

@@ -67,14 +67,14 @@ def _block(op: FBNetOp, slot: Slot) -> nn.Module:
 
 
 class FBNetNetwork(nn.Module):
-    """One FBNet architecture as a module: `forward` maps `N x 3 x H x W` images to `N x num_classes` logits."""
+    """One FBNet architecture as a module: `forward` maps `N x in_channels x H x W` images to `N x num_classes` logits."""
 
-    def __init__(self, layer_ops: Sequence[FBNetOp], macro: FBNetMacro, *, num_classes: int) -> None:
+    def __init__(self, layer_ops: Sequence[FBNetOp], macro: FBNetMacro, *, num_classes: int, in_channels: int = 3) -> None:
         super().__init__()
         slots = macro.slots()
         if len(layer_ops) != len(slots) or num_classes < 1:
             raise ValueError(f"FBNet network needs {len(slots)} layer ops and num_classes >= 1; got {len(layer_ops)}, {num_classes}")
-        self.stem = _conv_bn_relu(3, macro.stem_channels, macro.stem_kernel, macro.stem_stride)
+        self.stem = _conv_bn_relu(in_channels, macro.stem_channels, macro.stem_kernel, macro.stem_stride)
         self.blocks = nn.Sequential(*(_block(op, slot) for op, slot in zip(layer_ops, slots)))
         self.head = _conv_bn_relu(macro.stages[-1].channels, macro.head_channels, 1, 1)
         self.global_pooling = nn.AdaptiveAvgPool2d(1)

@@ -14,7 +14,7 @@ from typing import Any
 
 import numpy as np
 
-from nas.spaces.base import Arch, Decision, InvalidArchError, LayerSignature, SearchSpace
+from nas.spaces.base import Arch, Decision, InputSpec, InvalidArchError, LayerSignature, SearchSpace
 
 _NODE_RE = re.compile(r"^([A-Za-z0-9_]+)~(\d+)$")
 
@@ -191,13 +191,30 @@ class NB201Space(SearchSpace):
             blocks.append(block)
         return np.concatenate(blocks, axis=1)
 
-    # --- realisation ----------------------------------------------------------------------------
-    def _network_kwargs(self, dataset: str | None, num_classes: int | None) -> dict[str, int]:
-        info = self.dataset_info(dataset) if dataset else {"num_classes": 10, "input_size": 32}
-        return {"num_classes": int(num_classes if num_classes is not None else info["num_classes"])}
+    # --- identity -------------------------------------------------------------------------------
+    def canonical(self, arch: Arch) -> Arch:
+        """`arch` with every dead edge (one whose result never reaches the cell output) set to `none`.
 
+        Why only those: a dead edge changes neither the cell's function nor what a graph optimiser runs,
+        so the two strings name one network. An edge that reads an all-zero node is not dead: a conv of
+        zeros still adds its BN bias. NAS-Bench-201's tables list every string, canonical or not (the
+        trained weights of the dead edges differ), so lookups keep `to_string(arch)`.
+
+        Example:
+            >>> space = NB201Space()
+            >>> a = space.from_string("|nor_conv_3x3~0|+|avg_pool_3x3~0|nor_conv_1x1~1|+|skip_connect~0|none~1|none~2|")
+            >>> space.to_string(space.canonical(a))
+            '|none~0|+|none~0|none~1|+|skip_connect~0|none~1|none~2|'
+        """
+        from nas.spaces.nb201_network import reaches_output
+
+        arch = self.validate(arch)
+        reaches = reaches_output(self.edge_ops(arch))
+        return Arch({f"edge_{s}_{d}": (arch[f"edge_{s}_{d}"] if reaches[d] else "none") for s, d in self.edges})
+
+    # --- realisation ----------------------------------------------------------------------------
     def dataset_info(self, dataset: str) -> dict[str, int]:
-        """`num_classes` and `input_size` of a dataset this space is defined for."""
+        """`num_classes` and `input_size` of a dataset setting this space defines."""
         try:
             return self.datasets[dataset]
         except KeyError:
@@ -206,21 +223,53 @@ class NB201Space(SearchSpace):
     def edge_ops(self, arch: Arch) -> list[str]:
         return [str(arch[d.name]) for d in self._decisions]
 
-    def build(self, arch: Arch, *, dataset: str | None = None, num_classes: int | None = None) -> Any:
-        """The NB201 network (`torch.nn.Module`) for `arch`; its parameter count equals the table's."""
+    def graph(self, arch: Arch) -> Any:
+        """The cell as a DAG with one node per operation the network holds (`op`, and `edge`: its
+        decision) between the cell's `input` and `output`; `none` edges hold nothing and are left out,
+        node sums are implicit. Dead edges stay (the built module has their weights): they end in a
+        node that feeds nothing, just as edges that read an all-zero node start at one fed by nothing."""
+        import networkx as nx
+
+        arch = self.validate(arch)
+        g = nx.DiGraph()
+        g.add_node("input", op="input")
+        g.add_node("output", op="output")
+        for s, d in self.edges:
+            op = str(arch[f"edge_{s}_{d}"])
+            if op != "none":
+                g.add_node(f"edge_{s}_{d}", op=op, edge=(s, d))
+        for s, d in self.edges:
+            name = f"edge_{s}_{d}"
+            if name not in g:
+                continue
+            if s == 0:
+                g.add_edge("input", name)
+            for s2, d2 in self.edges:
+                if s2 == d and f"edge_{s2}_{d2}" in g:
+                    g.add_edge(name, f"edge_{s2}_{d2}")
+            if d == self.nodes - 1:
+                g.add_edge(name, "output")
+        return g
+
+    def build(self, arch: Arch, input_spec: InputSpec | None = None, *, dataset: str | None = None, num_classes: int | None = None) -> Any:
+        """The NB201 network (`torch.nn.Module`) for `arch` and `input_spec` (default: the `dataset`
+        setting, else CIFAR-10); for 3-channel inputs its parameter count equals the table's."""
         from nas.spaces.nb201_network import build_nb201_network
 
+        spec = self._resolve_input(input_spec, dataset, num_classes)
         return build_nb201_network(
-            self.edge_ops(arch),
+            self.edge_ops(self.validate(arch)),
             channels=self.channels,
             cells_per_stage=self.cells_per_stage,
-            **self._network_kwargs(dataset, num_classes),
+            num_classes=spec.classes,
+            in_channels=spec.channels,
         )
 
     def layers(
         self,
         arch: Arch,
         *,
+        input_spec: InputSpec | None = None,
         dataset: str | None = None,
         num_classes: int | None = None,
         input_size: int | None = None,
@@ -228,17 +277,22 @@ class NB201Space(SearchSpace):
         fold_constants: bool = False,
         merge_identical: bool = False,
     ) -> list[LayerSignature]:
-        """Operators of `build(arch)`; the two options list what a graph optimiser leaves (see `nb201_layers`)."""
+        """Operators of `build(arch)`; the three options list what a graph optimiser leaves (see `nb201_layers`).
+
+        `input_spec` (the data's) or the `dataset` setting gives channels, size and classes; `input_size`
+        and `num_classes` override them. Non-square inputs are listed at their height.
+        """
         from nas.spaces.nb201_network import nb201_layers
 
-        size = input_size if input_size is not None else (self.dataset_info(dataset)["input_size"] if dataset else 32)
+        spec = self._resolve_input(input_spec, dataset, num_classes)
         return nb201_layers(
             self.edge_ops(arch),
             channels=self.channels,
             cells_per_stage=self.cells_per_stage,
-            input_size=int(size),
+            input_size=int(input_size if input_size is not None else spec.height),
+            num_classes=spec.classes,
+            in_channels=spec.channels,
             live_only=live_only,
             fold_constants=fold_constants,
             merge_identical=merge_identical,
-            **self._network_kwargs(dataset, num_classes),
         )

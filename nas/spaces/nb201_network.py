@@ -48,11 +48,11 @@ def _check_edge_ops(edge_ops: Sequence[str]) -> tuple[str, ...]:
     return ops
 
 
-def _check_sizes(channels: int, cells_per_stage: int, num_classes: int) -> None:
-    if channels < 1 or cells_per_stage < 0 or num_classes < 1:
+def _check_sizes(channels: int, cells_per_stage: int, num_classes: int, in_channels: int = 3) -> None:
+    if channels < 1 or cells_per_stage < 0 or num_classes < 1 or in_channels < 1:
         raise ValueError(
-            f"need channels >= 1, cells_per_stage >= 0, num_classes >= 1; "
-            f"got {channels}, {cells_per_stage}, {num_classes}"
+            f"need channels >= 1, cells_per_stage >= 0, num_classes >= 1, in_channels >= 1; "
+            f"got {channels}, {cells_per_stage}, {num_classes}, {in_channels}"
         )
 
 
@@ -137,13 +137,13 @@ class NB201Network(nn.Module):
     """NB201's evaluation network (`TinyNetwork`): stem, 3 stages of cells with 2 reductions, classifier."""
 
     def __init__(
-        self, edge_ops: Sequence[str], *, channels: int = 16, cells_per_stage: int = 5, num_classes: int = 10
+        self, edge_ops: Sequence[str], *, channels: int = 16, cells_per_stage: int = 5, num_classes: int = 10, in_channels: int = 3
     ) -> None:
         super().__init__()
-        _check_sizes(channels, cells_per_stage, num_classes)
+        _check_sizes(channels, cells_per_stage, num_classes, in_channels)
         self.edge_ops = _check_edge_ops(edge_ops)
         self.stem = nn.Sequential(
-            nn.Conv2d(3, channels, 3, padding=1, bias=False),
+            nn.Conv2d(in_channels, channels, 3, padding=1, bias=False),
             nn.BatchNorm2d(channels, affine=True, track_running_stats=True),
         )
         blocks: list[nn.Module] = []
@@ -166,14 +166,15 @@ class NB201Network(nn.Module):
 
 
 def build_nb201_network(
-    edge_ops: Sequence[str], *, channels: int = 16, cells_per_stage: int = 5, num_classes: int = 10
+    edge_ops: Sequence[str], *, channels: int = 16, cells_per_stage: int = 5, num_classes: int = 10, in_channels: int = 3
 ) -> nn.Module:
     """The NB201 evaluation network for one architecture; forward maps NCHW images to logits.
 
     Defaults are NB201's CIFAR-10 setting; NB201 used `num_classes` 100 for CIFAR-100 and 120 for
-    ImageNet16-120 (16x16 inputs). Parameter count equals the benchmark's `params_M * 1e6`.
+    ImageNet16-120 (16x16 inputs). With 3 input channels the parameter count equals the benchmark's
+    `params_M * 1e6`.
     """
-    return NB201Network(edge_ops, channels=channels, cells_per_stage=cells_per_stage, num_classes=num_classes)
+    return NB201Network(edge_ops, channels=channels, cells_per_stage=cells_per_stage, num_classes=num_classes, in_channels=in_channels)
 
 
 # --- operator signatures ---------------------------------------------------------------------------
@@ -205,6 +206,11 @@ def _node_status(ops: tuple[str, ...]) -> tuple[list[bool], list[bool]]:
     for (target, source), name in reversed(list(zip(EDGES, ops))):
         reaches[source] |= name != "none" and reaches[target]
     return variable, reaches
+
+
+def reaches_output(edge_ops: Sequence[str]) -> list[bool]:
+    """Per node 0..3 of the cell: whether its value reaches the cell output (node 3) through live edges."""
+    return _node_status(_check_edge_ops(edge_ops))[1]
 
 
 def live_edges(edge_ops: Sequence[str]) -> list[bool]:
@@ -316,6 +322,7 @@ def nb201_layers(
     cells_per_stage: int = 5,
     num_classes: int = 10,
     input_size: int = 32,
+    in_channels: int = 3,
     live_only: bool = False,
     fold_constants: bool = False,
     merge_identical: bool = False,
@@ -336,14 +343,14 @@ def nb201_layers(
       tensor (ONNX Runtime does, TVM does not).
     """
     ops = _check_edge_ops(edge_ops)
-    _check_sizes(channels, cells_per_stage, num_classes)
+    _check_sizes(channels, cells_per_stage, num_classes, in_channels)
     if input_size < 1:
         raise ValueError(f"input_size must be >= 1, got {input_size}")
     if live_only and fold_constants and cells_per_stage > 0 and not any(live_edges(ops)):
         return []
     program = _cell_program(ops, live_only=live_only, fold_constants=fold_constants, merge_identical=merge_identical)
     size, width = input_size, channels
-    layers = [_conv(3, width, size, 3, 1), _same("bn", width, size)]
+    layers = [_conv(in_channels, width, size, 3, 1), _same("bn", width, size)]
     for stage in range(3):
         if stage > 0:
             layers.extend(_reduction_layers(width, 2 * width, size))

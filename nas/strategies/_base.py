@@ -86,9 +86,6 @@ class ArchSampler(BaseSampler):
     every query of the same architecture is a wasted evaluation.
     """
 
-    #: Largest finite space whose architectures are kept as an explicit candidate pool.
-    POOL_LIMIT = 200_000
-
     def __init__(self, space: SearchSpace, *, seed: int | None = None, context: SearchContext | None = None) -> None:
         self.space = space
         self.context = context
@@ -161,10 +158,9 @@ class ArchSampler(BaseSampler):
         return self.context.known_feasible(archs)
 
     def pool(self) -> list[Arch] | None:
-        """Every architecture that is not known to be infeasible, for finite spaces up to POOL_LIMIT."""
+        """Every architecture that is not known to be infeasible, for spaces small enough to list."""
         if self._pool is None:
-            size = self.space.size
-            if size is None or size > self.POOL_LIMIT:
+            if not self.space.can_list():
                 return None
             archs = self.space.enumerate()
             mask = self.feasible(archs)

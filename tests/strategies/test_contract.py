@@ -109,3 +109,23 @@ def test_optuna_baselines_run_through_the_same_interface(name):
 def test_every_registered_strategy_has_a_summary():
     assert {"random", "evolution"} <= set(strategies.names())
     assert all(strategies.get(n).summary for n in strategies)
+
+
+FBNET = get_space("fbnet")
+
+
+@pytest.mark.parametrize("name", OURS)
+def test_strategy_works_on_a_space_too_large_to_list(name):
+    """FBNet (9**22 archs): no candidate pool exists, so strategies sample and mutate instead."""
+    assert not FBNET.can_list()
+    sampler = make_strategy(name, FBNET, seed=2)
+    study = optuna.create_study(directions=["minimize", "minimize"], sampler=sampler)
+    dists = space_distributions(FBNET)
+    proposed = []
+    for _ in range(25):
+        trial = study.ask(fixed_distributions=dists)
+        arch = FBNET.validate(trial.params)
+        idx = FBNET.encode(arch, "integer").astype(float)
+        study.tell(trial, (float(idx.sum()), float(((8 - idx) ** 2).sum())))
+        proposed.append(FBNET.to_string(arch))
+    assert len(set(proposed)) == 25
