@@ -28,11 +28,9 @@ Example:
 
 from __future__ import annotations
 
-import builtins
 import functools
 import importlib.util
 import os
-import pickle
 from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
 from typing import Any
@@ -40,6 +38,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from nas._pickle import RestrictedUnpickler, safe_load_pickle
 from nas.registry import UnknownNameError
 
 __all__ = [
@@ -121,38 +120,6 @@ class UnknownDeviceError(UnknownNameError):
 
 
 # ---------------------------------------------------------------------------------------------- pickles
-
-
-class RestrictedUnpickler(pickle.Unpickler):
-    """An unpickler that refuses every global except a few inert builtin types.
-
-    Why: benchmark pickles come from downloads; `pickle.load` would run whatever callable a file names
-    (`os.system`, ...). The benchmark files only hold dicts, lists, strings and numbers, which the pickle
-    protocol encodes without globals, so this whitelist costs nothing on legitimate files.
-    """
-
-    _ALLOWED = frozenset(
-        {"dict", "list", "tuple", "set", "frozenset", "int", "float", "complex", "str", "bytes", "bool"}
-    )
-
-    def find_class(self, module: str, name: str) -> Any:
-        # Protocol 0-2 pickles written by Python 2 name the builtins module `__builtin__`.
-        if module in ("builtins", "__builtin__") and name in self._ALLOWED:
-            return getattr(builtins, name)
-        raise pickle.UnpicklingError(
-            f"refusing to unpickle global {module}.{name}: only plain data is allowed"
-        )
-
-
-def safe_load_pickle(path: str | Path) -> Any:
-    """Unpickles `path` through `RestrictedUnpickler` (plain data only, never code).
-
-    Raises:
-        FileNotFoundError: `path` does not exist.
-        pickle.UnpicklingError: the file references any global outside the whitelist.
-    """
-    with open(path, "rb") as f:
-        return RestrictedUnpickler(f).load()
 
 
 # ------------------------------------------------------------------------------------- data directory
