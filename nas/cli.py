@@ -45,7 +45,13 @@ def _parse_options(items: list[str], flag: str = "--option", example: str = "pop
         key, sep, value = item.partition("=")
         if not sep or not key:
             raise ValueError(f"{flag} {item!r} must be KEY=VALUE, e.g. {example}")
-        options[key.strip()] = yaml.safe_load(value)
+        parsed = yaml.safe_load(value)
+        if isinstance(parsed, str):  # YAML 1.1 reads 1e-3 as a string; a user means the number
+            try:
+                parsed = float(parsed)
+            except ValueError:
+                pass
+        options[key.strip()] = parsed
     return options
 
 
@@ -67,9 +73,9 @@ def _print_frame(frame: Any, title: str) -> None:
 
 @app.command()
 def search(
-    config: Annotated[Optional[Path], typer.Argument(help="YAML config (keys: space, dataset, objectives, constraints, strategy, strategy_options, budget, seed, data_dir, storage, accuracy, accuracy_options); flags override it.")] = None,
+    config: Annotated[Optional[Path], typer.Argument(help="YAML config (keys: space, dataset, objectives, constraints, strategy, strategy_options, mode, mode_options, budget, seed, data_dir, storage, accuracy, accuracy_options, training, pruner, pruner_options, keep_weights); flags override it.")] = None,
     space: Annotated[Optional[str], typer.Option(help="Search space name (see `nas spaces`) or a YAML definition.")] = None,
-    dataset: Annotated[Optional[str], typer.Option(help="Dataset of the accuracy table: cifar10, cifar100, imagenet.")] = None,
+    dataset: Annotated[Optional[str], typer.Option(help="The space's reference dataset setting (tables, LUTs): cifar10, cifar100, imagenet.")] = None,
     objectives: Annotated[Optional[str], typer.Option(help="Comma-separated METRIC:max|min, e.g. accuracy:max,latency@raspi4:min.")] = None,
     constraint: Annotated[Optional[list[str]], typer.Option("--constraint", "-c", help="Bound on a metric, e.g. 'latency@pixel3<=12' (repeatable).")] = None,
     strategy: Annotated[Optional[str], typer.Option(help="Search strategy (see `nas strategies`).")] = None,
@@ -77,8 +83,12 @@ def search(
     mode: Annotated[Optional[str], typer.Option(help="pareto (default), lexicographic, scalarized or hybrid: how strategies rank candidates.")] = None,
     mode_option: Annotated[Optional[list[str]], typer.Option("--mode-option", help="Mode option KEY=VALUE, e.g. weights=[0.7,0.3], order=[accuracy,latency@raspi4], tolerances=[0.01,0], kind=product, targets=[null,12].")] = None,
     budget: Annotated[Optional[int], typer.Option(help="Number of architectures to evaluate (in total, over resumes and workers).")] = None,
-    accuracy: Annotated[Optional[str], typer.Option(help="table (default) or predictor:MODEL[:ENCODING] (rf, gbm, mlp, gp, gin): a predictor refitted on the labels the search spends (active learning).")] = None,
-    accuracy_option: Annotated[Optional[list[str]], typer.Option("--accuracy-option", help="Predictor accuracy option KEY=VALUE: labels=table|csv:PATH, label_budget=40, initial_labels=10, or a model parameter (n_estimators=100).")] = None,
+    accuracy: Annotated[Optional[str], typer.Option(help="Where accuracy comes from (see `nas evaluators`): table (default), csv:PATH, train:DATA (digits, npz:PATH, folder:PATH, cifar10:DIR, cifar100:DIR), predictor:MODEL[:ENCODING], zero_cost:PROXY.")] = None,
+    accuracy_option: Annotated[Optional[list[str]], typer.Option("--accuracy-option", help="Accuracy option KEY=VALUE: for predictor labels=table|csv:PATH|train:DATA, label_budget=40, initial_labels=10, or a model parameter (n_estimators=100); for zero_cost data=digits, batch_size=64.")] = None,
+    training_option: Annotated[Optional[list[str]], typer.Option("--training-option", help="Training recipe KEY=VALUE when accuracy trains, e.g. epochs=20, lr=0.05, optimizer=adamw, max_train=500, input_size=16 (see `nas train --help`).")] = None,
+    pruner: Annotated[Optional[str], typer.Option(help="Stop weak trainings early: none (default), median, hyperband (Optuna's, on accuracy curves), pareto-halving (multi-objective).")] = None,
+    pruner_option: Annotated[Optional[list[str]], typer.Option("--pruner-option", help="Pruner option KEY=VALUE, e.g. reduction_factor=3, min_resource=1.")] = None,
+    keep_weights: Annotated[Optional[str], typer.Option(help="Weights of trained trials to keep in RUN/weights: all (default) or K (the best K, front first).")] = None,
     seed: Annotated[Optional[int], typer.Option(help="Seed of the strategy.")] = None,
     out: Annotated[Path, typer.Option(help="Run directory; an existing one with the same config is resumed.")] = Path("runs/latest"),
     data_dir: Annotated[Optional[Path], typer.Option(help="Folder of benchmark tables (default: $NAS_DATA_DIR or ../shared/data).")] = None,
@@ -114,6 +124,14 @@ def search(
             data["accuracy"] = accuracy
         if accuracy_option:
             data["accuracy_options"] = {**data.get("accuracy_options", {}), **_parse_options(accuracy_option, "--accuracy-option", "label_budget=40")}
+        if training_option:
+            data["training"] = {**data.get("training", {}), **_parse_options(training_option, "--training-option", "epochs=20")}
+        if pruner is not None:
+            data["pruner"] = pruner
+        if pruner_option:
+            data["pruner_options"] = {**data.get("pruner_options", {}), **_parse_options(pruner_option, "--pruner-option", "reduction_factor=3")}
+        if keep_weights is not None:
+            data["keep_weights"] = keep_weights if keep_weights == "all" else _count_option(keep_weights, "--keep-weights")
         run = Run.open(out, RunConfig.from_mapping(data))
     except _user_errors() as exc:
         raise _fail(str(exc)) from None
@@ -124,6 +142,29 @@ def search(
     spent = run.labels_spent()
     if spent is not None:
         console.print(f"true accuracy labels spent: {spent} of {run.label_budget()} ({run.config.accuracy_options.get('labels', 'table')}); other trials carry predicted accuracy")
+    _print_training_notes(run)
+
+
+def _count_option(text: str, flag: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise ValueError(f"{flag} must be 'all' or a non-negative integer, got {text!r}") from None
+    if value < 0:
+        raise ValueError(f"{flag} must be 'all' or a non-negative integer, got {text!r}")
+    return value
+
+
+def _print_training_notes(run: Any) -> None:
+    """What a run that trains should say: which accuracy is which, pruned trials, where weights are."""
+    if "test_accuracy" not in run.trials().columns:
+        return
+    console.print("accuracy = validation accuracy (%) the search selected on; test_accuracy is reported only, never used to select", highlight=False, soft_wrap=True)
+    pruned = run.progress().pruned
+    if pruned:
+        console.print(f"{pruned} trial(s) stopped early by the {run.config.pruner} pruner", highlight=False)
+    if (run.directory / "weights").is_dir():
+        console.print(f"weights of trained trials: {run.directory / 'weights'} (state_dict; torch.load(path, weights_only=True))", highlight=False, soft_wrap=True)
 
 
 def _search_with_progress(run: Any, show: bool) -> None:
@@ -149,9 +190,101 @@ def _search_with_progress(run: Any, show: bool) -> None:
             hv = "-" if p.hypervolume is None else f"{p.hypervolume:.5g}"
             if p.labels is not None:
                 hv += f"  labels {p.labels}/{p.label_budget}"
+            if p.pruned:
+                hv += f"  pruned {p.pruned}"
             bar.update(task, completed=p.done, hv=hv, front=p.front_size)
 
         run.search(on_trial=update)
+
+
+@app.command()
+def train(
+    arch: Annotated[str, typer.Option(help="The architecture's string in the space (e.g. one taken from a front).")],
+    out: Annotated[Path, typer.Option(help="Folder to write weights.pt (state_dict), curve.csv and recipe.json to; must be new or empty.")],
+    space: Annotated[str, typer.Option(help="Search space name (see `nas spaces`) or a YAML definition.")] = "nb201",
+    data: Annotated[str, typer.Option(help="Dataset: digits, npz:PATH, folder:PATH, cifar10:DIR, cifar100:DIR.")] = "digits",
+    epochs: Annotated[Optional[int], typer.Option(help="Training epochs [default: the recipe's].")] = None,
+    seed: Annotated[int, typer.Option(help="Seed of the initial weights, batch order and augmentation.")] = 0,
+    config: Annotated[Optional[Path], typer.Option(help="YAML file whose `training` section (or whole mapping) is the recipe, e.g. a run's config.yaml.")] = None,
+    training_option: Annotated[Optional[list[str]], typer.Option("--training-option", help="Recipe KEY=VALUE: epochs, batch_size, optimizer (sgd|adam|adamw), lr, momentum, nesterov, weight_decay, schedule (cosine|constant|step), warmup_epochs, label_smoothing, augmentation ([crop,flip,noise]), noise_std, grad_clip, threads, input_size, val_fraction, test_fraction, max_train, split_seed, normalize.")] = None,
+    progress: Annotated[bool, typer.Option(help="Print each epoch to stderr.")] = True,
+) -> None:
+    """Train one architecture on data; print `accuracy=<validation> test_accuracy=<test> epochs=<n> seconds=<s>`."""
+    from nas.accuracy.training import Recipe, load_prepared, make_trainer, save_weights
+    from nas.spaces import get_space
+
+    try:
+        recipe_data: dict[str, Any] = {}
+        if config is not None:
+            loaded = _read_yaml(config)
+            section = loaded["training"] if "training" in loaded else loaded
+            if not isinstance(section, dict):
+                raise ValueError(f"{config}: training must be a mapping of recipe keys, got {section!r}")
+            recipe_data = dict(section)
+        if training_option:
+            recipe_data.update(_parse_options(training_option, "--training-option", "lr=0.05"))
+        if epochs is not None:
+            recipe_data["epochs"] = epochs
+        recipe = Recipe.from_mapping(recipe_data)
+        the_space = get_space(space)
+        the_arch = the_space.from_string(arch)
+        if out.exists() and (not out.is_dir() or any(out.iterdir())):
+            raise ValueError(f"{out} exists and is not empty; choose a new --out")
+        prepared = load_prepared(data, recipe)
+        trainer = make_trainer(the_space, the_arch, prepared, recipe, seed=seed)
+    except _user_errors() as exc:
+        raise _fail(str(exc)) from None
+
+    def show(record: Any) -> None:
+        if progress:
+            err_console.print(f"epoch {record.epoch}/{recipe.epochs}: loss {record.train_loss:.4f} train {record.train_accuracy:.2f} % val {record.val_accuracy:.2f} % ({record.seconds:.1f} s)", highlight=False)
+
+    try:
+        trainer.run(on_epoch=show)
+    except RuntimeError as exc:  # TrainingDivergedError: the recipe, not a bug
+        raise _fail(str(exc).splitlines()[0]) from None
+    result = trainer.result()
+    _write_training(out, the_space, arch, data, seed, recipe, prepared, result, save_weights)
+    console.print(result.line(), highlight=False)
+
+
+def _read_yaml(path: Path) -> dict[str, Any]:
+    try:
+        loaded = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+    except OSError as exc:
+        raise ValueError(f"cannot read {path}: {exc.strerror}") from None
+    except yaml.YAMLError as exc:
+        raise ValueError(f"{path} is not valid YAML: {str(exc).splitlines()[0]}") from None
+    if not isinstance(loaded, dict):
+        raise ValueError(f"{path} must be a YAML mapping (a recipe, or a config with a training section)")
+    return loaded
+
+
+def _write_training(out: Path, space: Any, arch: str, data: str, seed: int, recipe: Any, prepared: Any, result: Any, save_weights: Callable[..., None]) -> None:
+    """Write weights, curve and recipe into a sibling folder, then move it to `out` (never half-written)."""
+    import json
+    import shutil
+    import tempfile
+
+    import pandas as pd
+
+    out.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.", dir=out.parent))
+    try:
+        save_weights(result.state_dict, tmp / "weights.pt")
+        pd.DataFrame([vars(r) for r in result.curve]).to_csv(tmp / "curve.csv", index=False)
+        record = {
+            "space": space.name, "arch": arch, "data": prepared.description, "seed": seed, "recipe": recipe.to_dict(),
+            "input_spec": prepared.input_spec.describe(), "accuracy": result.accuracy, "test_accuracy": result.test_accuracy,
+            "epochs": result.epochs, "seconds": result.seconds, "data_spec": data,
+        }
+        (tmp / "recipe.json").write_text(json.dumps(record, indent=2))
+        if out.exists():
+            out.rmdir()
+        tmp.rename(out)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
 
 
 @app.command()
@@ -183,6 +316,7 @@ def pareto(run_dir: Annotated[Path, typer.Argument(help="Run directory.")]) -> N
         console.print(f"hypervolume (reference: worst of the whole table) = {hv:.6g}")
     if "accuracy_source" in front.columns:
         console.print(f"accuracy_source: label = true accuracy, predicted = {run.config.accuracy}; labels spent: {run.labels_spent()}")
+    _print_training_notes(run)
 
 
 @bench_app.command("front")
@@ -249,6 +383,19 @@ def list_devices() -> None:
     where = find_data_dir()
     console.print(f"NB201 latency tables ({'found in ' + str(where) if where else 'data directory not found: pass --data-dir or set NAS_DATA_DIR'}):")
     console.print(", ".join(NB201_DEVICES))
+
+
+@app.command("evaluators")
+def list_evaluators() -> None:
+    """List where metrics can come from (accuracy and costs), their tier, and the dataset specs."""
+    from nas.data import SYNTAX
+    from nas.objectives import evaluators
+    from nas.run import providers  # noqa: F401  (registers every evaluator)
+
+    for name in evaluators:
+        e = evaluators.get(name)
+        console.print(f"[bold]{e.syntax}[/] ({'/'.join(e.kinds)}, {e.tier.value}): {e.summary}", soft_wrap=True)
+    console.print(f"datasets (train:DATA, nas train --data): {', '.join(SYNTAX)}", soft_wrap=True)
 
 
 @lut_app.command("list")

@@ -9,12 +9,15 @@ from __future__ import annotations
 
 import re
 from abc import ABC, abstractmethod
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
+from enum import Enum
+from pathlib import Path
 from typing import Any, Literal
 
 import numpy as np
 
+from nas.registry import Registry
 from nas.spaces.base import Arch
 
 Direction = Literal["max", "min"]
@@ -198,23 +201,109 @@ class ObjectiveSet:
         return {"objectives": [str(o) for o in self.objectives], "constraints": [str(c) for c in self.constraints]}
 
 
-class MetricProvider(ABC):
-    """Computes one metric for architectures of one space.
+class Tier(str, Enum):
+    """What a search may assume about a metric before it evaluates an architecture.
 
-    `cheap` providers (tables, LUTs, analytic counts) are known before an architecture is evaluated;
-    strategies may use them freely. Accuracy from training or a benchmark query is the expensive one.
+    - `known`: exact before evaluation (measured tables, LUTs, analytic counts); strategies may price
+      the whole space with it and skip candidates that break a constraint on it.
+    - `estimate`: cheap but uncertain (a predictor, a zero-cost proxy, supernet or hypernetwork weights);
+      never treated as known.
+    - `measured`: the expensive query the budget counts (a table's accuracy, training the network).
+    """
+
+    KNOWN = "known"
+    ESTIMATE = "estimate"
+    MEASURED = "measured"
+
+
+@dataclass
+class TrialContext:
+    """What a provider may use while it evaluates the architecture of one trial.
+
+    Why: a training provider reports its learning curve (so a pruner can stop it), keeps artefacts in
+    the run directory and several metrics come out of one training; an active learner reads the study
+    and the trial's other metrics. The run fills this in; providers never import the run.
+
+    Attributes:
+        study, trial: the Optuna study and its running trial (None outside a search).
+        metrics: the metrics of this trial computed so far (known ones first).
+        directory: the run directory (None outside a run): artefacts go below it.
+        lock: a file that serialises decisions of workers sharing the run directory.
+        reporter: `(step, value)` -> None, records an intermediate value of `metric`; with `pruning` it
+            raises `optuna.TrialPruned` when the run's pruner stops the trial.
+        pruning: whether `report` may stop the trial.
+    """
+
+    study: Any = None
+    trial: Any = None
+    metrics: dict[str, float] = field(default_factory=dict)
+    directory: Path | None = None
+    lock: Path | None = None
+    reporter: Callable[[int, float, bool], None] | None = None
+    pruning: bool = True
+
+    def report(self, step: int, value: float) -> None:
+        """Record the value at `step` (an epoch); may raise `optuna.TrialPruned` (see `pruning`)."""
+        if self.reporter is not None:
+            self.reporter(int(step), float(value), self.pruning)
+
+    @property
+    def number(self) -> int | None:
+        """The trial number, or None outside a search."""
+        return None if self.trial is None else int(self.trial.number)
+
+
+class MetricProvider(ABC):
+    """Computes one metric for architectures of one space, and declares its `tier` (see `Tier`).
+
+    The run calls `setup` once per run directory (under the run's lock, so workers share what it
+    builds), then `evaluate_trial` for each trial; strategies call `evaluate` on known metrics to price
+    candidates. `evaluate_trial` may return metrics beside `metric` (listed in `reported`, e.g. the test
+    accuracy of a training run): they are stored with the trial and reported, never optimised.
     """
 
     metric: str
-    cheap: bool = True
+    tier: Tier = Tier.KNOWN
+    #: Further metrics `evaluate_trial` returns (reported, never optimised).
+    reported: tuple[str, ...] = ()
+    #: The input of the data the provider evaluates networks on (`InputSpec`), or None: counts and
+    #: proxies of the run then describe the network built for that data.
+    input_spec: Any = None
+    #: Steps (epochs) of the learning curve `evaluate_trial` reports through `TrialContext.report`, or
+    #: None when it reports none (a pruner needs one).
+    curve_length: int | None = None
+
+    @property
+    def known(self) -> bool:
+        """Whether strategies may use the metric before evaluation (tier `known`)."""
+        return self.tier is Tier.KNOWN
 
     @abstractmethod
     def evaluate(self, archs: Sequence[Arch]) -> np.ndarray:
         """Values for many archs, shape `n_archs` (NaN where the provider has no value)."""
 
+    def setup(self, directory: Path) -> None:
+        """Once per run directory, before the first trial (default: nothing to prepare)."""
+
+    def evaluate_trial(self, arch: Arch, context: TrialContext) -> dict[str, float]:
+        """`metric` (and any `reported` metrics) of the architecture of one trial."""
+        return {self.metric: float(self.evaluate([arch])[0])}
+
+    def reference_values(self, space: Any) -> np.ndarray | None:
+        """Values whose worst is the worst the metric takes over `space` (for a run's reference point),
+        or None when unknowable without evaluating the space: a known metric of a listable space is
+        evaluated over all of it."""
+        if self.known and space is not None and space.can_list():
+            return self.evaluate(space.enumerate())
+        return None
+
+    def pins(self) -> dict[str, Any]:
+        """What must not change when a run resumes (a data digest, a recipe); stored at creation."""
+        return {}
+
     def provenance(self) -> dict[str, Any]:
         """Where the numbers come from (provider, source file, versions), stored with every run."""
-        return {"provider": type(self).__name__, "metric": self.metric}
+        return {"provider": type(self).__name__, "metric": self.metric, "tier": self.tier.value}
 
 
 class PerArchProvider(MetricProvider):
@@ -247,7 +336,7 @@ class TableColumnProvider(MetricProvider):
     """A metric read from one column of a table keyed by the space's canonical arch string.
 
     Why one class for accuracy and latency tables alike: a benchmark table lookup is the same vectorised
-    string-to-row mapping whatever the column holds; only `cheap` and provenance differ.
+    string-to-row mapping whatever the column holds; only `tier` and provenance differ.
 
     Example:
         >>> from nas.spaces import get_space
@@ -266,13 +355,13 @@ class TableColumnProvider(MetricProvider):
         values: Sequence[float] | np.ndarray,
         *,
         source: Mapping[str, Any],
-        cheap: bool = True,
+        tier: Tier = Tier.KNOWN,
     ) -> None:
         import pandas as pd
 
         self.metric = metric
         self.space = space
-        self.cheap = cheap
+        self.tier = tier
         self._index = pd.Index(list(arch_strings))
         self._values = np.asarray(values, dtype=float)
         if len(self._index) != len(self._values):
@@ -288,8 +377,119 @@ class TableColumnProvider(MetricProvider):
         """Every arch string in the table and its value (for true fronts and reference points)."""
         return list(self._index), self._values.copy()
 
+    def reference_values(self, space: Any) -> np.ndarray | None:
+        """The whole table's values, when it covers the space (a table is measured, whatever its tier)."""
+        if space is not None and space.size is not None and len(self._values) >= space.size:
+            return self._values.copy()
+        return super().reference_values(space)
+
     def provenance(self) -> dict[str, Any]:
         return {**super().provenance(), **self._source}
+
+
+# --- the evaluator registry -------------------------------------------------------------------------
+class EvaluatorError(ValueError):
+    """An evaluator spec that does not parse, names no registered evaluator, or cannot serve a metric."""
+
+
+@dataclass(frozen=True)
+class ProviderRequest:
+    """Everything a factory may use to build the provider of one metric for one run.
+
+    Attributes:
+        metric: the metric to compute (`accuracy`, `latency@raspi4`).
+        spec: the evaluator spec (`train:digits`; for costs the metric itself).
+        argument: what follows the spec's prefix (`digits`, `raspi4`; "" when none).
+        space: the search space.
+        dataset: the space's reference dataset setting (tables and LUTs are keyed on it).
+        data_dir: folder of benchmark tables (None: the default search).
+        objectives: the search's objectives and constraints.
+        budget: the search's trial budget.
+        seed: the search's seed.
+        options: options of this evaluator (the run's `accuracy_options` for accuracy).
+        training: the run's training recipe section.
+        input_spec: the input of the data the run trains on (None when it trains nothing): counts and
+            proxies describe the network built for it.
+        resolve: builds the provider of another spec for another metric (`resolve(spec, metric)`):
+            energy from a latency, an active learner's label source.
+    """
+
+    metric: str
+    spec: str
+    argument: str
+    space: Any
+    dataset: str = "cifar10"
+    data_dir: str | None = None
+    objectives: ObjectiveSet | None = None
+    budget: int = 1
+    seed: int | None = 0
+    options: Mapping[str, Any] = field(default_factory=dict)
+    training: Mapping[str, Any] = field(default_factory=dict)
+    input_spec: Any = None
+    resolve: Callable[[str, str], MetricProvider] | None = None
+
+
+def _trains_nothing(options: Mapping[str, Any]) -> bool:
+    return False
+
+
+@dataclass(frozen=True)
+class Evaluator:
+    """A registered source of metrics: its factory, the metric kinds it can compute, its tier, syntax.
+
+    `trains(options)` says whether, with these options, it trains networks with the run's training
+    recipe (a recipe given to a run that trains nothing is refused as a likely mistake).
+    """
+
+    factory: Callable[[ProviderRequest], MetricProvider]
+    kinds: tuple[str, ...]
+    tier: Tier
+    syntax: str
+    summary: str
+    trains: Callable[[Mapping[str, Any]], bool] = _trains_nothing
+
+
+#: Evaluators by spec prefix: `table`, `csv`, `train`, `predictor`, `zero_cost` for accuracy;
+#: `latency`, `energy`, `params`, `flops`, `macs`, `peak_memory` for costs. Registered by
+#: `nas.accuracy` and `nas.cost`.
+evaluators: Registry[Evaluator] = Registry("evaluator")
+
+_SPEC_RE = re.compile(r"^(?P<prefix>[a-z_][a-z0-9_]*)(?:(?P<sep>[:@])(?P<argument>.*))?$")
+
+
+def parse_spec(spec: object) -> tuple[str, str]:
+    """`(prefix, argument)` of an evaluator spec: `train:digits` -> (train, digits), `latency@raspi4` ->
+    (latency, raspi4), `table` -> (table, "").
+
+    Example:
+        >>> parse_spec("predictor:rf:onehot")
+        ('predictor', 'rf:onehot')
+    """
+    match = _SPEC_RE.match(spec.strip()) if isinstance(spec, str) else None
+    if not match:
+        raise EvaluatorError(f"evaluator {spec!r} does not parse; expected PREFIX or PREFIX:ARGUMENT with PREFIX in {evaluators.names()}")
+    return match.group("prefix"), match.group("argument") or ""
+
+
+def evaluator_of(spec: str, metric: str) -> Evaluator:
+    """The registered evaluator of `spec`, checked to compute `metric`'s kind (one-line errors)."""
+    prefix, _ = parse_spec(spec)
+    if prefix not in evaluators:
+        serving = [n for n in evaluators.names() if MetricName.parse(metric).kind in evaluators.get(n).kinds]
+        raise EvaluatorError(f"unknown evaluator {spec!r} for {metric}; known: {', '.join(evaluators.get(n).syntax for n in serving)}")
+    found = evaluators.get(prefix)
+    kind = MetricName.parse(metric).kind
+    if kind not in found.kinds:
+        raise EvaluatorError(f"evaluator {spec!r} computes {'/'.join(found.kinds)}, not {metric}")
+    return found
+
+
+def make_provider(request: ProviderRequest) -> MetricProvider:
+    """The provider `request.spec` names for `request.metric`, built by its registered factory."""
+    provider = evaluator_of(request.spec, request.metric).factory(request)
+    if provider.metric != request.metric:
+        raise EvaluatorError(f"evaluator {request.spec!r} built a provider of {provider.metric!r}, not {request.metric!r}")
+    return provider
 
 
 MODES = ("pareto", "lexicographic", "scalarized", "hybrid")

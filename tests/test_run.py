@@ -185,3 +185,14 @@ def test_bo_strategy_runs_through_the_run_with_a_predictor_surrogate(tmp_path, n
     run = Run.open(tmp_path / "r", config)
     front = run.search()
     assert len(run.trials()) == 9 and run.trials()["arch"].nunique() == 9 and len(front) >= 1
+
+
+def test_a_run_on_a_space_too_large_to_list_searches_and_prices_by_sampling(tmp_path, no_data_dir):
+    """FBNet (9**22 archs) with counted costs and a constraint: no reference point over the whole space,
+    no pool; evolution samples, and every trial satisfies the known constraint."""
+    config = RunConfig(space="fbnet", dataset="cifar100", objectives=["params:min", "flops:max"], constraints=["params<=3"], strategy="evolution", budget=12, seed=0)
+    run = Run.open(tmp_path / "r", config)
+    front = run.search()
+    trials = run.trials()
+    assert len(trials) == 12 and trials["feasible"].all() and len(front) >= 1
+    assert run.reference is None and run.hypervolume() is None

@@ -1,7 +1,7 @@
 """Active learning: a learned predictor as the accuracy of a search, refitted as labelled trials arrive.
 
 Why: a search should run where no accuracy table covers the space. A true accuracy (a *label*, from a
-`nas.accuracy.labels` source: a benchmark table, a user's CSV, later training) is the expensive part, so a
+measured accuracy evaluator: a benchmark table, a user's CSV, training on data) is the expensive part, so a
 search spends at most `label_budget` of them and gives every other trial the predicted accuracy. The rule
 that decides, for each trial in turn (`ActiveAccuracy.evaluate_trial`); "enters the front" means: feasible,
 and weakly dominated by no completed feasible trial of the study at its stored metrics:
@@ -27,6 +27,7 @@ a run directory claim labels under a file lock, so the label budget holds for th
 
 from __future__ import annotations
 
+import dataclasses
 import fcntl
 import inspect
 import math
@@ -37,10 +38,10 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import optuna
 from optuna.trial import FrozenTrial, Trial, TrialState
 
-from nas.accuracy.labels import LabelSourceError, check_label_spec, label_source
-from nas.objectives import MetricProvider, ObjectiveSet, TableColumnProvider
+from nas.objectives import EvaluatorError, MetricProvider, ObjectiveSet, ProviderRequest, Tier, TrialContext, evaluator_of
 from nas.spaces.base import Arch, SearchSpace
 
 #: Trial user attrs written by the active learner (`accuracy` is the label or the prediction).
@@ -71,36 +72,38 @@ def _models() -> list[str]:
 
 
 @dataclass(frozen=True)
-class AccuracySpec:
-    """Where a search's accuracy comes from: `table`, or `predictor:MODEL[:ENCODING]`.
+class PredictorChoice:
+    """The model and encoding of `predictor:MODEL[:ENCODING]` (the argument after `predictor:`).
 
     Example:
-        >>> AccuracySpec.parse("predictor:rf:onehot")
-        AccuracySpec(model='rf', encoding='onehot')
-        >>> AccuracySpec.parse("table").is_table
-        True
+        >>> PredictorChoice.parse("rf:onehot")
+        PredictorChoice(model='rf', encoding='onehot')
     """
 
-    model: str | None = None
+    model: str
     encoding: str | None = None
 
-    @property
-    def is_table(self) -> bool:
-        return self.model is None
-
     @classmethod
-    def parse(cls, text: object) -> AccuracySpec:
-        if text == "table":
-            return cls()
-        kind, _, rest = text.partition(":") if isinstance(text, str) else ("", "", "")
-        model, _, encoding = rest.partition(":")
-        if kind != "predictor" or not model or ":" in encoding:
+    def parse(cls, argument: str) -> PredictorChoice:
+        model, _, encoding = argument.partition(":")
+        if not model or ":" in encoding:
             raise ActiveLearningError(
-                f"accuracy {text!r} does not parse; expected 'table', 'predictor:MODEL' or 'predictor:MODEL:ENCODING' with MODEL in {_models()}"
+                f"accuracy 'predictor:{argument}' does not parse; expected 'predictor:MODEL' or 'predictor:MODEL:ENCODING' with MODEL in {_models()}"
             )
         if model not in _models():
-            raise ActiveLearningError(f"unknown predictor {model!r} in accuracy {text!r}; known: {', '.join(_models())}")
+            raise ActiveLearningError(f"unknown predictor {model!r} in accuracy 'predictor:{argument}'; known: {', '.join(_models())}")
         return cls(model, encoding or None)
+
+
+def check_label_spec(spec: object) -> str:
+    """`spec` if it names a measured accuracy evaluator (`table`, `csv:PATH`, `train:DATA`); else one line."""
+    try:
+        evaluator = evaluator_of(spec, "accuracy")  # type: ignore[arg-type]
+    except EvaluatorError as exc:
+        raise ActiveLearningError(f"labels {spec!r}: {exc}") from None
+    if evaluator.tier is not Tier.MEASURED:
+        raise ActiveLearningError(f"labels {spec!r} are not measured accuracies; expected table, csv:PATH or train:DATA")
+    return str(spec)
 
 
 def _count(options: Mapping[str, Any], key: str, default: int) -> int:
@@ -114,9 +117,10 @@ def _count(options: Mapping[str, Any], key: str, default: int) -> int:
 class ActiveOptions:
     """The validated `accuracy_options` of a predictor-backed search.
 
-    Keys: `labels` (label source, default `table`), `label_budget` (default 30 % of the trial budget, at
-    least `initial_labels`), `initial_labels` (default 10, at least the model's minimum); every other key is
-    a parameter of the predictor (e.g. `n_estimators` for rf).
+    Keys: `labels` (a measured accuracy evaluator: `table` (default), `csv:PATH`, `train:DATA`),
+    `label_budget` (default 30 % of the trial budget, at least `initial_labels`), `initial_labels`
+    (default 10, at least the model's minimum); every other key is a parameter of the predictor (e.g.
+    `n_estimators` for rf).
 
     Example:
         >>> o = ActiveOptions.parse({"label_budget": 40, "n_estimators": 50}, budget=200, model="rf")
@@ -142,10 +146,7 @@ class ActiveOptions:
             raise ActiveLearningError(
                 f"unknown accuracy option(s) {unknown}; expected {list(OPTION_KEYS)} or parameters of predictor {model!r}: {allowed}"
             )
-        try:
-            labels = check_label_spec(options.get("labels", "table"))
-        except LabelSourceError as exc:
-            raise ActiveLearningError(str(exc)) from None
+        labels = check_label_spec(options.get("labels", "table"))
         minimum = estimator.min_samples_needed
         initial = _count(options, "initial_labels", max(DEFAULT_INITIAL_LABELS, minimum))
         if initial < minimum:
@@ -174,16 +175,17 @@ def _exclusive(path: Path | None) -> Iterator[None]:
 
 
 class ActiveAccuracy(MetricProvider):
-    """Accuracy of a search from predictor `spec.model`, fitted on the labels the search paid for.
+    """Accuracy of a search from a predictor (`PredictorProvider`) fitted on the labels the search paid for.
 
-    Not cheap: a strategy must not rank candidates by it before they are evaluated. `evaluate(archs)`
-    gives the current model's predictions (NaN before it was fitted); a Run calls `evaluate_trial`, which
-    applies the labelling rule of this module and writes the decision into the trial's user attrs.
+    Tier `estimate`: most trials carry a prediction, so a strategy must not rank candidates by it before
+    they are evaluated. `evaluate(archs)` gives the current model's predictions (NaN before it was
+    fitted); the run calls `evaluate_trial`, which applies the labelling rule of this module and writes
+    the decision into the trial's user attrs.
 
     Args:
-        spec: model and encoding.
+        choice: model and encoding.
         space: the search space.
-        labels: provider of TRUE accuracy (NaN where it has none), see `nas.accuracy.labels`.
+        labels: the measured accuracy evaluator that gives TRUE accuracy (NaN where it has none).
         objectives: the search's objectives and constraints (for the front rule).
         options: label budget, initial labels, model parameters.
         budget: the search's trial budget (paces exploration labels).
@@ -191,21 +193,21 @@ class ActiveAccuracy(MetricProvider):
 
     Example:
         >>> from nas.spaces import get_space
-        >>> from nas.accuracy.labels import label_source
+        >>> from nas.accuracy.tables import table_accuracy
         >>> space = get_space("nb201")
         >>> objs = ObjectiveSet.parse("accuracy:max,params:min")
         >>> opts = ActiveOptions.parse({"label_budget": 20, "n_estimators": 20}, budget=50, model="rf")
-        >>> acc = ActiveAccuracy(AccuracySpec("rf"), space, label_source("table", space, "cifar10"), objs, opts, budget=50)
-        >>> acc.cheap, acc.min_labels
-        (False, 2)
+        >>> acc = ActiveAccuracy(PredictorChoice("rf"), space, table_accuracy(space, "cifar10"), objs, opts, budget=50)
+        >>> acc.tier.value, acc.min_labels
+        ('estimate', 2)
     """
 
     metric = "accuracy"
-    cheap = False
+    tier = Tier.ESTIMATE
 
     def __init__(
         self,
-        spec: AccuracySpec,
+        choice: PredictorChoice,
         space: SearchSpace,
         labels: MetricProvider,
         objectives: ObjectiveSet,
@@ -214,27 +216,25 @@ class ActiveAccuracy(MetricProvider):
         budget: int,
         seed: int | None = 0,
     ) -> None:
-        from nas.accuracy.predictors import make_predictor
+        from nas.accuracy.predictors import PredictorProvider, predictors
 
-        if spec.model is None:
-            raise ActiveLearningError("ActiveAccuracy needs a predictor spec (predictor:MODEL), got 'table'")
-        self.spec = spec
+        self.choice = choice
         self.space = space
         self.labels = labels
+        self.input_spec = labels.input_spec
         self.objectives = objectives
         self.options = options
         if budget < 1:
             raise ActiveLearningError(f"ActiveAccuracy needs a trial budget >= 1, got {budget}")
         self.budget = budget
         self.seed = seed
-        self._pipeline = make_predictor(spec.model, space, spec.encoding, **{"random_state": seed, **options.params})
-        self.encoding: str = self._pipeline.named_steps["encode"].kind
-        estimator = self._pipeline.named_steps["model"]
-        self.min_labels: int = type(estimator).min_samples_needed
-        self.gives_std: bool = bool(estimator._gives_std())
+        estimator = predictors.get(choice.model).estimator
+        self.min_labels: int = estimator.min_samples_needed
+        self.model = PredictorProvider(choice.model, space, encoding=choice.encoding, min_train=self.min_labels, seed=seed, **options.params)
+        self.encoding: str = self.model.encoding
+        self.gives_std: bool = bool(self.model.pipeline.named_steps["model"]._gives_std())
         self._check_params()
         self._labels: dict[str, float] = {}
-        self._fitted_on: dict[str, float] = {}
 
     def _check_params(self) -> None:
         """Fit a copy once on a few random archs, so bad model parameters fail before the search starts."""
@@ -243,10 +243,10 @@ class ActiveAccuracy(MetricProvider):
         rng = np.random.default_rng(0)
         archs = list(dict.fromkeys(self.space.sample(rng) for _ in range(max(self.min_labels, 4))))
         try:
-            clone(self._pipeline).fit(archs, rng.random(len(archs)))
+            clone(self.model.pipeline).fit(archs, rng.random(len(archs)))
         except Exception as exc:  # any estimator error here is a bad parameter value
             message = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
-            raise ActiveLearningError(f"predictor {self.spec.model!r} rejects accuracy options {self.options.params}: {message}") from None
+            raise ActiveLearningError(f"predictor {self.choice.model!r} rejects accuracy options {self.options.params}: {message}") from None
 
     # --- state read back from the study -----------------------------------------------------------
     def _arch_string(self, trial: FrozenTrial) -> str:
@@ -267,31 +267,26 @@ class ActiveAccuracy(MetricProvider):
         return sum(1 for t in trials if t.user_attrs.get(SPENT_ATTR) is True)
 
     def sync(self, trials: Sequence[FrozenTrial]) -> None:
-        """Read the study's labels; refit the model when they changed and there are enough of them."""
-        self._labels = self.stored_labels(trials)
-        if self._labels != self._fitted_on and len(self._labels) >= self.min_labels:
-            archs = [self.space.from_string(s) for s in self._labels]
-            self._pipeline.fit(archs, np.fromiter(self._labels.values(), dtype=float))
-            self._fitted_on = dict(self._labels)
+        """Read the study's labels; the model refits when they changed and there are enough of them."""
+        labels = self.stored_labels(trials)
+        if labels != self._labels:
+            self._labels = labels
+            self.model.set_labels([self.space.from_string(s) for s in labels], np.fromiter(labels.values(), dtype=float, count=len(labels)))
 
     @property
     def fitted(self) -> bool:
-        return bool(self._fitted_on)
+        return self.model.ready
 
     # --- predictions ------------------------------------------------------------------------------
     def evaluate(self, archs: Sequence[Arch]) -> np.ndarray:
         """Predicted accuracy per arch (`n_archs`) from the last fit; NaN before the first."""
-        if not self.fitted:
-            return np.full(len(archs), np.nan)
-        return np.asarray(self._pipeline.predict(list(archs)), dtype=float)
+        return self.model.evaluate(archs)
 
     def predict_one(self, arch: Arch) -> tuple[float, float]:
         """(mean, std) for one arch; std is NaN for models without uncertainty, both NaN before a fit."""
-        if not self.fitted:
-            return math.nan, math.nan
         if not self.gives_std:
-            return float(self._pipeline.predict([arch])[0]), math.nan
-        mean, std = self._pipeline.predict([arch], return_std=True)
+            return float(self.model.evaluate([arch])[0]), math.nan
+        mean, std = self.model.evaluate_with_std([arch])
         return float(mean[0]), float(std[0])
 
     # --- the labelling rule -----------------------------------------------------------------------
@@ -345,16 +340,18 @@ class ActiveAccuracy(MetricProvider):
             return "uncertain"
         return None
 
-    def _claim_and_label(self, study: Any, trial: Trial, arch: Arch, lock: Path | None) -> float | None:
-        """Spend one label on `trial` if the budget still allows (checked under the lock); its true value,
-        or None when the budget is gone or the source has no value for `arch` (then nothing is spent)."""
-        with _exclusive(lock):
+    def _claim_and_label(self, arch: Arch, context: TrialContext) -> float | None:
+        """Spend one label on the trial if the budget still allows (checked under the lock); its true
+        value, or None when the budget is gone or the source has no value for `arch` (then nothing is
+        spent). A label is a full evaluation: no pruner stops it."""
+        study, trial = context.study, context.trial
+        with _exclusive(context.lock):
             if self.labels_spent(study.get_trials(deepcopy=False)) >= self.options.label_budget:
                 return None
             trial.set_user_attr(SPENT_ATTR, True)
         try:
-            value = float(self.labels.evaluate([arch])[0])
-        except (KeyboardInterrupt, SystemExit):
+            value = float(self.labels.evaluate_trial(arch, dataclasses.replace(context, pruning=False))[self.metric])
+        except (KeyboardInterrupt, SystemExit, optuna.TrialPruned):
             trial.set_user_attr(SPENT_ATTR, False)  # interrupted before a label came back: not spent
             raise
         if not math.isfinite(value):
@@ -362,29 +359,24 @@ class ActiveAccuracy(MetricProvider):
             return None
         return value
 
-    def evaluate_trial(self, study: Any, trial: Trial, arch: Arch, others: Mapping[str, float], *, lock: Path | None = None) -> float:
-        """The accuracy of `trial` (label or prediction) by the module's rule; writes the user attrs
-        `accuracy`, `accuracy_source`, `accuracy_std` / `accuracy_predicted[_std]`, `label_spent`, `label_reason`.
-
-        Args:
-            study: the Optuna study (its trials are the learner's state).
-            trial: the running trial that evaluates `arch`.
-            arch: the architecture.
-            others: the trial's other metrics (every objective and constraint metric except accuracy).
-            lock: a file that serialises label claims of workers sharing the run directory.
+    def evaluate_trial(self, arch: Arch, context: TrialContext) -> dict[str, float]:
+        """The accuracy of the trial (label or prediction) by the module's rule; writes the user attrs
+        `accuracy`, `accuracy_source`, `accuracy_std` / `accuracy_predicted[_std]`, `label_spent`,
+        `label_reason`. `context.metrics` must hold every other objective and constraint metric.
 
         Raises:
             ActiveLearningError: no label for `arch` and no fitted predictor yet.
         """
+        study, trial = context.study, context.trial
         trials = study.get_trials(deepcopy=False)
         self.sync(trials)
         key = self.space.to_string(arch)
         if key in self._labels:
             return self._record(trial, {SOURCE_ATTR: "label", ACCURACY_ATTR: self._labels[key], REASON_ATTR: "reused"})
         mean, std = self.predict_one(arch)
-        reason = self.reason_to_label(mean, std, others, trials)
+        reason = self.reason_to_label(mean, std, context.metrics, trials)
         if reason is not None:
-            value = self._claim_and_label(study, trial, arch, lock)
+            value = self._claim_and_label(arch, context)
             if value is not None:
                 attrs: dict[str, Any] = {SOURCE_ATTR: "label", ACCURACY_ATTR: value, REASON_ATTR: reason}
                 if math.isfinite(mean):
@@ -397,31 +389,27 @@ class ActiveAccuracy(MetricProvider):
             raise ActiveLearningError(
                 f"no accuracy for {key}: label source {self.options.labels!r} has none for it"
                 f" (labels spent {spent} of {self.options.label_budget})"
-                f" and predictor {self.spec.model!r} has {len(self._labels)} of the {self.min_labels} labels it needs"
+                f" and predictor {self.choice.model!r} has {len(self._labels)} of the {self.min_labels} labels it needs"
             )
         attrs = {SOURCE_ATTR: "predicted", ACCURACY_ATTR: mean}
         if math.isfinite(std):
             attrs[STD_ATTR] = std
         return self._record(trial, attrs)
 
-    @staticmethod
-    def _record(trial: Trial, attrs: Mapping[str, Any]) -> float:
+    def _record(self, trial: Trial, attrs: Mapping[str, Any]) -> dict[str, float]:
         for k, v in attrs.items():
             trial.set_user_attr(k, v)
-        return float(attrs[ACCURACY_ATTR])
+        return {self.metric: float(attrs[ACCURACY_ATTR])}
 
     # --- reporting --------------------------------------------------------------------------------
-    def reference_table(self) -> TableColumnProvider | None:
-        """The label table when it covers the whole finite space (its worst value is the space's worst)."""
-        labels = self.labels
-        if isinstance(labels, TableColumnProvider) and self.space.size is not None and len(labels.evaluate_all()[0]) >= self.space.size:
-            return labels
-        return None
+    def reference_values(self, space: Any) -> np.ndarray | None:
+        """The label source's (a table covering the space gives the space's worst accuracy)."""
+        return self.labels.reference_values(space)
 
     def provenance(self) -> dict[str, Any]:
         return {
             **super().provenance(),
-            "model": self.spec.model,
+            "model": self.choice.model,
             "encoding": self.encoding,
             "labels": self.labels.provenance(),
             "label_budget": self.options.label_budget,
@@ -429,29 +417,44 @@ class ActiveAccuracy(MetricProvider):
             "seed": self.seed,
         }
 
+    def pins(self) -> dict[str, Any]:
+        return self.labels.pins()
 
-def active_accuracy(
-    accuracy: str,
-    options: Mapping[str, Any],
-    space: SearchSpace,
-    *,
-    dataset: str,
-    data_dir: str | None,
-    objectives: ObjectiveSet,
-    budget: int,
-    seed: int | None,
-) -> ActiveAccuracy:
-    """The `ActiveAccuracy` of a run config (`accuracy="predictor:MODEL[:ENCODING]"`, `accuracy_options`).
 
-    Every input is checked here (model, encoding, options, the label source and its file), so a Run can
-    refuse a bad config before it writes anything.
+def active_accuracy(request: ProviderRequest) -> ActiveAccuracy:
+    """`predictor:MODEL[:ENCODING]` of a run: the `ActiveAccuracy` its `accuracy_options` describe.
+
+    Every input is checked here (model, encoding, options, the label source and its file), so a run
+    can refuse a bad config before it writes anything.
     """
-    spec = AccuracySpec.parse(accuracy)
-    if spec.model is None:
-        raise ActiveLearningError("active_accuracy needs accuracy 'predictor:MODEL[:ENCODING]', got 'table'")
-    parsed = ActiveOptions.parse(options, budget=budget, model=spec.model)
-    labels = label_source(parsed.labels, space, dataset, data_dir)
-    return ActiveAccuracy(spec, space, labels, objectives, parsed, budget=budget, seed=seed)
+    choice = PredictorChoice.parse(request.argument)
+    if request.objectives is None or "accuracy" not in request.objectives.metrics:
+        raise ActiveLearningError(f"accuracy {request.spec!r} needs an objective or constraint on accuracy")
+    parsed = ActiveOptions.parse(request.options, budget=request.budget, model=choice.model)
+    if request.resolve is None:
+        raise ActiveLearningError("predictor accuracy needs a way to build its label source (ProviderRequest.resolve)")
+    labels = request.resolve(parsed.labels, "accuracy")
+    return ActiveAccuracy(choice, request.space, labels, request.objectives, parsed, budget=request.budget, seed=request.seed)
 
 
-__all__ = ["AccuracySpec", "ActiveAccuracy", "ActiveLearningError", "ActiveOptions", "active_accuracy"]
+def label_budget_of(options: Mapping[str, Any], *, spec: str, budget: int) -> int:
+    """The label budget a predictor-backed search may spend."""
+    _, _, argument = spec.partition(":")
+    return ActiveOptions.parse(options, budget=budget, model=PredictorChoice.parse(argument).model).label_budget
+
+
+def trains_labels(options: Mapping[str, Any]) -> bool:
+    """Whether the labels of a predictor-backed search come from training (`labels=train:DATA`)."""
+    return str(options.get("labels", "table")).startswith("train")
+
+
+__all__ = [
+    "ActiveAccuracy",
+    "ActiveLearningError",
+    "ActiveOptions",
+    "PredictorChoice",
+    "active_accuracy",
+    "check_label_spec",
+    "label_budget_of",
+    "trains_labels",
+]

@@ -8,7 +8,9 @@ evaluated. It is a scheduler of accuracy evaluations, so it lives with the accur
 Rung i evaluates its archs at fidelity i, ranks them by Pareto rank over all objectives (accuracy at that
 fidelity, the cheap metrics such as latency or params as they are; feasible archs first), ties broken by
 NSGA-II crowding distance, and promotes the best `ceil(n / eta)` to rung i + 1. The last rung's Pareto
-front is the result. On NB201 the 12-epoch table is the cheap fidelity of the 200-epoch result.
+front is the result. On NB201 the 12-epoch table is the cheap fidelity of the 200-epoch result; on a
+user's data the fidelities are epochs of one training (`training_fidelities`): a promoted architecture
+continues its training where the last rung stopped, so its cost is the epochs it adds.
 
 Example:
     >>> import numpy as np
@@ -26,7 +28,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from nas.objectives import MetricProvider, ObjectiveSet
+from nas.objectives import MetricProvider, ObjectiveSet, Tier
 from nas.pareto import ParetoFront, crowding_distance
 from nas.spaces.base import Arch, SearchSpace
 
@@ -38,11 +40,13 @@ class MultiFidelityError(ValueError):
 @dataclass(frozen=True)
 class Fidelity:
     """One accuracy fidelity: its name, the provider giving accuracy at it, and the cost of one evaluation
-    (in any unit the user compares budgets in, e.g. training epochs)."""
+    (in any unit the user compares budgets in, e.g. training epochs). `incremental`: an arch evaluated at
+    the previous fidelity pays only the difference (training continues instead of restarting)."""
 
     name: str
     provider: MetricProvider
     cost: float
+    incremental: bool = False
 
 
 def promote(F: np.ndarray, k: int, feasible: np.ndarray | None = None) -> np.ndarray:
@@ -130,7 +134,8 @@ class SuccessiveHalving:
             rows = [position[a] for a in current]
             metrics = {m: v[rows] for m, v in space_metrics.items()}
             metrics[self.metric] = np.asarray(fidelity.provider.evaluate(current), dtype=float)
-            cost += fidelity.cost * len(current)
+            paid = fidelity.cost - (self.fidelities[level - 1].cost if fidelity.incremental and level else 0.0)
+            cost += paid * len(current)
             frame = pd.DataFrame({"arch": current, **metrics})
             F = self.objectives.to_minimisation(frame[self.objectives.names].to_numpy(dtype=float))
             feasible = (self.objectives.violations(metrics) <= 0).all(axis=1)
@@ -157,4 +162,73 @@ def nb201_fidelities(space: SearchSpace, dataset: str = "cifar10", data_dir: str
     ]
 
 
-__all__ = ["Fidelity", "HalvingResult", "MultiFidelityError", "SuccessiveHalving", "nb201_fidelities", "promote"]
+class LearningCurves:
+    """Trains architectures epoch by epoch on real data and keeps each one's trainer, so a later, longer
+    fidelity continues an architecture's training instead of restarting it.
+
+    Args:
+        space: the search space.
+        data: prepared data (`nas.accuracy.training.load_prepared`).
+        recipe: the training recipe (its `epochs` is the full fidelity).
+        seed: initial weights and batch order.
+    """
+
+    def __init__(self, space: SearchSpace, data: object, recipe: object, *, seed: int = 0) -> None:
+        self.space, self.data, self.recipe, self.seed = space, data, recipe, seed
+        self._trainers: dict[Arch, object] = {}
+
+    def accuracy_at(self, archs: Sequence[Arch], epoch: int) -> np.ndarray:
+        """Validation accuracy (%) of each arch after `epoch` epochs (training them that far)."""
+        from nas.accuracy.training import make_trainer
+
+        out = np.empty(len(archs))
+        for i, arch in enumerate(archs):
+            trainer = self._trainers.get(arch)
+            if trainer is None:
+                trainer = self._trainers[arch] = make_trainer(self.space, arch, self.data, self.recipe, seed=self.seed)  # type: ignore[arg-type]
+            trainer.run(until=epoch)  # type: ignore[attr-defined]
+            out[i] = trainer.curve[epoch - 1].val_accuracy  # type: ignore[attr-defined]
+        return out
+
+    @property
+    def epochs_trained(self) -> int:
+        """Epochs trained so far over every architecture: the compute spent."""
+        return sum(t.epoch for t in self._trainers.values())  # type: ignore[attr-defined]
+
+
+class _CurvePoint(MetricProvider):
+    """Accuracy after a fixed number of epochs of a `LearningCurves` (one fidelity)."""
+
+    metric = "accuracy"
+    tier = Tier.MEASURED
+
+    def __init__(self, curves: LearningCurves, epoch: int) -> None:
+        self.curves, self.epoch = curves, epoch
+
+    def evaluate(self, archs: Sequence[Arch]) -> np.ndarray:
+        return self.curves.accuracy_at(archs, self.epoch)
+
+
+def training_fidelities(curves: LearningCurves, epochs: Sequence[int]) -> list[Fidelity]:
+    """Fidelities at the given epochs of one training per arch (cost = epochs, incremental).
+
+    Raises:
+        MultiFidelityError: epochs not increasing, or beyond the recipe's.
+    """
+    steps = [int(e) for e in epochs]
+    full = int(curves.recipe.epochs)  # type: ignore[attr-defined]
+    if not steps or steps != sorted(set(steps)) or steps[0] < 1 or steps[-1] > full:
+        raise MultiFidelityError(f"training fidelities {steps} must be increasing epochs in 1..{full} (the recipe's epochs)")
+    return [Fidelity(f"{e}ep", _CurvePoint(curves, e), float(e), incremental=True) for e in steps]
+
+
+__all__ = [
+    "Fidelity",
+    "HalvingResult",
+    "LearningCurves",
+    "MultiFidelityError",
+    "SuccessiveHalving",
+    "nb201_fidelities",
+    "promote",
+    "training_fidelities",
+]

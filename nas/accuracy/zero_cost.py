@@ -31,8 +31,8 @@ import numpy as np
 import torch
 from torch import nn
 
-from nas.objectives import PerArchProvider
-from nas.spaces.base import Arch, SearchSpace
+from nas.objectives import PerArchProvider, Tier
+from nas.spaces.base import Arch, InputSpec, SearchSpace
 
 PROXIES: tuple[str, ...] = ("synflow", "snip", "grad_norm", "fisher", "jacob_cov", "nwot", "params", "flops")
 _DATA_PROXIES = frozenset({"snip", "grad_norm", "fisher", "jacob_cov", "nwot"})
@@ -225,18 +225,21 @@ def arch_proxies(
     seed: int = 0,
     num_classes: int | None = None,
 ) -> dict[str, float]:
-    """Builds `arch` with initial weights drawn from `seed` (torch's global RNG is left as it was) and
-    scores it; `num_classes` defaults to the number of distinct classes the targets could hold (max + 1)."""
+    """Builds `arch` for the batch's input (channels, size) with initial weights drawn from `seed` (torch's
+    global RNG is left as it was) and scores it; `num_classes` defaults to the number of distinct classes
+    the targets could hold (max + 1)."""
     classes = int(num_classes if num_classes is not None else int(targets.max()) + 1)
+    _, channels, height, width = inputs.shape
+    spec = InputSpec(int(channels), int(height), int(width), max(2, classes))
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)
-        net = space.build(arch, num_classes=classes)
+        net = space.build(arch, spec)
     return compute_proxies(net, inputs, targets, proxies)
 
 
 class ZeroCostProvider(PerArchProvider):
     """One proxy as a cheap accuracy stand-in: `evaluate(archs)` gives scores (higher = predicted better),
-    not accuracies in %, so use it to rank or pre-filter, never to report accuracy.
+    not accuracies in %, so use it to rank or pre-filter, never to report accuracy. Tier `estimate`.
 
     Args:
         space: the space the archs come from (it must `build` them).
@@ -246,12 +249,14 @@ class ZeroCostProvider(PerArchProvider):
     """
 
     metric = "accuracy"
-    cheap = True
+    tier = Tier.ESTIMATE
 
     def __init__(self, space: SearchSpace, proxy: str, inputs: torch.Tensor, targets: torch.Tensor, *, seed: int = 0) -> None:
         (self.proxy,) = _check_proxies([proxy])
         self.space = space
         self.inputs, self.targets, self.seed = inputs, targets, seed
+        _, channels, height, width = inputs.shape
+        self.input_spec = InputSpec(int(channels), int(height), int(width), max(2, int(targets.max()) + 1))
 
     def _value(self, arch: Arch) -> float:
         return arch_proxies(self.space, arch, self.inputs, self.targets, (self.proxy,), seed=self.seed)[self.proxy]
@@ -260,4 +265,17 @@ class ZeroCostProvider(PerArchProvider):
         return {**super().provenance(), "proxy": self.proxy, "batch": list(self.inputs.shape), "seed": self.seed}
 
 
-__all__ = ["PROXIES", "ZeroCostInputError", "ZeroCostProvider", "arch_proxies", "compute_proxies", "digits_batch", "synflow"]
+def data_batch(spec: str, n: int, *, seed: int = 0) -> tuple[torch.Tensor, torch.Tensor]:
+    """`n` random samples of dataset `spec` (see `nas.data`), channels standardised, and their labels."""
+    from nas.data import load_data
+
+    data = load_data(spec)
+    if not 1 <= n <= len(data.y):
+        raise ZeroCostInputError(f"zero-cost batch of {n} from {spec}: expected 1 <= batch_size <= {len(data.y)}")
+    rows = np.sort(np.random.default_rng(seed).choice(len(data.y), size=n, replace=False))
+    x = torch.from_numpy(data.x[rows])
+    x = (x - x.mean(dim=(0, 2, 3), keepdim=True)) / x.std(dim=(0, 2, 3), keepdim=True).clamp_min(1e-6)
+    return x.contiguous(), torch.from_numpy(data.y[rows])
+
+
+__all__ = ["PROXIES", "ZeroCostInputError", "ZeroCostProvider", "arch_proxies", "compute_proxies", "data_batch", "digits_batch", "synflow"]

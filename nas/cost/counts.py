@@ -10,14 +10,11 @@ which only the built module shows (`nas.cost.memory`).
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from typing import Any, Literal
 
-import numpy as np
-
-from nas.cost.memory import example_input, peak_activation_bytes
-from nas.objectives import PerArchProvider
-from nas.spaces.base import Arch, LayerSignature, SearchSpace
+from nas.cost.memory import peak_activation_bytes
+from nas.objectives import PerArchProvider, Tier
+from nas.spaces.base import Arch, InputSpec, LayerSignature, SearchSpace
 
 
 _PARAMETER_FREE_OPS = frozenset({"relu", "avgpool", "add", "global_avgpool", "channel_shuffle"})
@@ -67,9 +64,12 @@ class CountProvider(PerArchProvider):
     `peak_memory` (MB, 1e6 bytes: the most float32 activation bytes alive at once while the built network
     runs one image, batch 1, input included, parameters excluded; see `nas.cost.memory`).
 
-    Why `peak_memory` is not `cheap`: it builds, traces and runs the network (about 0.1-0.3 s per NB201
-    arch here, ~1 s per FBNet arch), too slow for strategies to price whole candidate pools or the whole
-    space before evaluating; values are cached per arch.
+    Why `peak_memory` is tier `measured`, not `known`: it builds, traces and runs the network (about
+    0.1-0.3 s per NB201 arch here, ~1 s per FBNet arch), too slow for strategies to price whole candidate
+    pools or the whole space before evaluating; values are cached per arch.
+
+    Counts describe the network built for `input_spec` (the data a run trains on) when given, else for
+    the space's `dataset` setting.
 
     Example:
         >>> from nas.spaces import get_space
@@ -81,13 +81,14 @@ class CountProvider(PerArchProvider):
         0.16384
     """
 
-    def __init__(self, kind: CountKind, space: SearchSpace, *, dataset: str | None = None) -> None:
+    def __init__(self, kind: CountKind, space: SearchSpace, *, dataset: str | None = None, input_spec: InputSpec | None = None) -> None:
         if kind not in _COUNTERS and kind != PEAK_MEMORY:
             raise ValueError(f"unknown count {kind!r}; expected one of {sorted([*_COUNTERS, PEAK_MEMORY])}")
         self.metric = kind
         self.space = space
         self.dataset = dataset
-        self.cheap = kind != PEAK_MEMORY
+        self.input_spec = input_spec
+        self.tier = Tier.MEASURED if kind == PEAK_MEMORY else Tier.KNOWN
         self._counter = _COUNTERS.get(kind)
         self._per_signature: dict[LayerSignature, int] = {}
 
@@ -95,7 +96,7 @@ class CountProvider(PerArchProvider):
         if self._counter is None:
             return self._peak_memory(arch)
         total = 0
-        for sig in self.space.layers(arch, dataset=self.dataset) if self.dataset else self.space.layers(arch):
+        for sig in self.space.layers(arch, **self._input()):
             value = self._per_signature.get(sig)
             if value is None:
                 value = self._per_signature[sig] = self._counter(sig)
@@ -103,13 +104,21 @@ class CountProvider(PerArchProvider):
         return total / 1e6
 
     def _peak_memory(self, arch: Arch) -> float:
-        module = self.space.build(arch, dataset=self.dataset) if self.dataset else self.space.build(arch)
-        return peak_activation_bytes(module, example_input(self.space, self.dataset)) / 1e6
+        import torch
+
+        spec = self.input_spec or self.space.input_spec(self.dataset)
+        return peak_activation_bytes(self.space.build(arch, spec), torch.zeros(spec.shape)) / 1e6
+
+    def _input(self) -> dict[str, Any]:
+        if self.input_spec is not None:
+            return {"input_spec": self.input_spec}
+        return {"dataset": self.dataset} if self.dataset else {}
 
     def provenance(self) -> dict[str, Any]:
         if self._counter is None:
             method = "liveness of float32 activations in the built network (torch.fx, else forward hooks), batch 1, MB = 1e6 bytes"
         else:
             method = "analytic count over space.layers(arch)"
-        return {**super().provenance(), "method": method, "dataset": self.dataset}
+        spec = self.input_spec.describe() if self.input_spec is not None else {"dataset": self.dataset}
+        return {**super().provenance(), "method": method, "input": spec}
 

@@ -31,7 +31,7 @@ import numpy as np
 
 from nas import tables
 from nas.cost.counts import layer_macs, layer_params
-from nas.objectives import MetricProvider, PerArchProvider, TableColumnProvider
+from nas.objectives import MetricProvider, PerArchProvider, TableColumnProvider, Tier
 from nas.spaces.base import Arch, LayerSignature, SearchSpace
 
 POWERCAP_ROOT = Path("/sys/class/powercap")
@@ -158,7 +158,7 @@ class MeasuredEnergyProvider(PerArchProvider):
     machine spent while running the network, not the network's share alone.
     """
 
-    cheap = False
+    tier = Tier.MEASURED
 
     def __init__(self, space: SearchSpace, *, dataset: str | None, counter: RaplCounter, metric: str = "energy@this", target_s: float = 0.5) -> None:
         self.metric = metric
@@ -249,7 +249,7 @@ class PowerLatencyEnergyProvider(MetricProvider):
         self.metric = f"energy@{power.device}"
         self.latency = latency
         self.power = power
-        self.cheap = latency.cheap
+        self.tier = latency.tier
 
     def evaluate(self, archs: Sequence[Arch]) -> np.ndarray:
         return self.power.watts * np.asarray(self.latency.evaluate(archs), dtype=float) / self.power.batch
@@ -360,7 +360,7 @@ def hw_nas_bench_energy(device: str, space: SearchSpace, path: Path, *, dataset:
             "method": f"HW-NAS-Bench {HW_NAS_BENCH_ENERGY[device]} energy",
             "units": "mJ",
         },
-        cheap=True,
+        tier=Tier.KNOWN,
     )
 
 

@@ -194,7 +194,7 @@ class LUT:
 
 
 class LUTProvider(MetricProvider):
-    """`latency@DEVICE` (or `energy@DEVICE`) from a LUT: cheap, known before evaluation."""
+    """`latency@DEVICE` (or `energy@DEVICE`) from a LUT: tier `known`, priced before evaluation."""
 
     def __init__(self, metric: str, lut: LUT, space: SearchSpace, *, layer_kwargs: Mapping[str, Any] | None = None) -> None:
         lut.check_space(space)
@@ -202,7 +202,6 @@ class LUTProvider(MetricProvider):
         self.lut = lut
         self.space = space
         self.layer_kwargs = dict(layer_kwargs or {})
-        self.cheap = True
         self._cache: dict[Arch, float] = {}
 
     def evaluate(self, archs: Sequence[Arch]) -> np.ndarray:

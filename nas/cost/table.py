@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from nas import tables
-from nas.objectives import TableColumnProvider
+from nas.objectives import TableColumnProvider, Tier
 from nas.spaces.base import SearchSpace
 
 
@@ -21,5 +21,5 @@ def table_latency(space: SearchSpace, device: str, data_dir: str | Path | None =
         frame["arch"].tolist(),
         frame[column].to_numpy(),
         source={"table": f"nb201/latency_ms/{device}", "source": frame.attrs.get("latency_source", "nb201/latency_ms.csv.gz")},
-        cheap=True,
+        tier=Tier.KNOWN,
     )

@@ -139,9 +139,9 @@ def test_csv_labels_label_only_the_archs_the_csv_lists(tmp_path, no_data_dir):
     assert run.study.user_attrs["nas:provenance"]["accuracy"]["labels"]["table"] == f"csv:{path}"
 
 
-def test_predicted_accuracy_is_not_a_cheap_metric_for_strategies(tmp_path, no_data_dir):
+def test_predicted_accuracy_is_an_estimate_never_a_known_metric_for_strategies(tmp_path, no_data_dir):
     run = Run.open(tmp_path / "r", predictor_config(5, label_budget=4, initial_labels=2))
-    assert not run.providers["accuracy"].cheap
+    assert run.providers["accuracy"].tier.value == "estimate" and not run.providers["accuracy"].known
     assert run.context().known_metrics == ("params",)
 
 
@@ -165,15 +165,16 @@ def _write_csv(tmp_path, columns: str) -> str:
     [
         ("predictor:xgb", {}, "unknown predictor 'xgb' in accuracy 'predictor:xgb'; known: gbm, gin, gp, mlp, rf"),
         ("predictor:rf:braille", {}, "predictor 'rf' cannot use encoding 'braille' on space 'nb201'; expected one of"),
-        ("tabel", {}, "accuracy 'tabel' does not parse; expected 'table', 'predictor:MODEL'"),
+        ("tabel", {}, "unknown evaluator 'tabel' for accuracy; known: csv:PATH, predictor:MODEL[:ENCODING], table, train:DATA, zero_cost:PROXY"),
         ("predictor:rf", {"label_budget": 5, "initial_labels": 8}, "label_budget (5) must be at least initial_labels (8)"),
         ("predictor:rf", {"initial_labels": 1}, "initial_labels must be at least 2"),
         ("predictor:rf", {"n_trees": 5}, "unknown accuracy option(s) ['n_trees']"),
         ("predictor:rf", {"n_estimators": -3}, "predictor 'rf' rejects accuracy options {'n_estimators': -3}"),
-        ("predictor:rf", {"labels": "oracle"}, "unknown label source 'oracle'; expected one of csv, table"),
+        ("predictor:rf", {"labels": "oracle"}, "labels 'oracle': unknown evaluator 'oracle' for accuracy; known: csv:PATH"),
+        ("predictor:rf", {"labels": "zero_cost:synflow"}, "labels 'zero_cost:synflow' are not measured accuracies; expected table, csv:PATH or train:DATA"),
         ("predictor:rf", {"labels": "csv:{missing}"}, "does not exist; expected a CSV with columns arch,accuracy"),
         ("predictor:rf", {"labels": "csv:{no_accuracy}"}, "has no column(s) ['accuracy']"),
-        ("table", {"label_budget": 5}, "accuracy_options ['label_budget'] apply only to accuracy 'predictor:MODEL'"),
+        ("table", {"label_budget": 5}, "accuracy_options ['label_budget'] do not apply to accuracy 'table'"),
     ],
 )
 def test_bad_accuracy_inputs_are_one_line_errors_before_anything_is_written(tmp_path, no_data_dir, accuracy, options, message):

@@ -33,12 +33,12 @@ def test_predictions_follow_the_observed_labels_and_refit_only_on_new_ones():
     provider.observe(seen, conv_count(seen))
     predicted = provider.evaluate(unseen)
     assert np.corrcoef(predicted, conv_count(unseen))[0, 1] > 0.8
-    fitted = provider._pipeline.named_steps["model"].forest_
+    fitted = provider.pipeline.named_steps["model"].forest_
     provider.evaluate(unseen)
-    assert provider._pipeline.named_steps["model"].forest_ is fitted
+    assert provider.pipeline.named_steps["model"].forest_ is fitted
     provider.observe(unseen[:1], [100.0])
     provider.evaluate(unseen[:1])
-    assert provider._pipeline.named_steps["model"].forest_ is not fitted
+    assert provider.pipeline.named_steps["model"].forest_ is not fitted
     assert provider.provenance()["trained_on"] == provider.n_observed
 
 

@@ -116,7 +116,7 @@ def test_nb201_all_none_needs_less_peak_memory_than_all_conv_by_hand():
     # conv: edge 1->2 of a stage-1 cell: the input (for 0->3), node 1 (for 1->3), the 0->2 result waiting
     # for the add, and this edge's ReLU and conv outputs: 5 x 16x32x32 = 81,920 floats
     assert values[1] == 81_920 * FLOAT / 1e6
-    assert not provider.cheap
+    assert not provider.known
 
 
 def test_fbnet_all_skip_peak_is_the_first_widening_projection_by_hand():

@@ -126,7 +126,7 @@ def test_estimate_equals_nominal_power_times_lut_latency(space, some_archs, no_d
     latency = resolve_provider("latency@raspi4", space, config)
     assert device_powers()["raspi4"].watts == 6.4
     np.testing.assert_allclose(energy.evaluate(some_archs), 6.4 * latency.evaluate(some_archs))
-    assert energy.cheap
+    assert energy.known
 
 
 def test_batched_devices_divide_the_batch_latency_by_the_batch(space, some_archs, no_data_dir):

@@ -10,7 +10,7 @@ from typer.testing import CliRunner
 
 from nas.cli import app
 from nas.cost.lut import LUT, LUTProvider, find_lut
-from nas.run import RunConfig, latency_provider
+from nas.cost import latency_provider
 from nas.spaces import get_space
 from nas.tables import NB201_DEVICES
 
@@ -41,7 +41,7 @@ def test_every_fbnet_device_ships_rows_that_price_a_network(device):
 
 
 def test_latency_resolves_to_the_shipped_lut_without_the_data_dir(no_data_dir):
-    provider = latency_provider("raspi4", NB201, RunConfig(objectives=["accuracy:max", "latency@raspi4:min"]))
+    provider = latency_provider("raspi4", NB201, dataset="cifar10", data_dir=None)
     assert isinstance(provider, LUTProvider) and provider.provenance()["validation"]["k"] == 100
     archs = NB201.enumerate()[:50]
     values = provider.evaluate(archs)

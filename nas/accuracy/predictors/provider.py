@@ -15,7 +15,7 @@ import numpy as np
 
 from nas.accuracy.predictors import make_predictor, predictors
 from nas.accuracy.predictors._base import NaNTargetError, PredictorInputError
-from nas.objectives import MetricProvider
+from nas.objectives import MetricProvider, Tier
 from nas.spaces.base import Arch, SearchSpace
 
 
@@ -46,15 +46,16 @@ class PredictorProvider(MetricProvider):
     """
 
     metric = "accuracy"
-    cheap = True
+    tier = Tier.ESTIMATE
 
     def __init__(self, model: str, space: SearchSpace, *, encoding: str | None = None, min_train: int = 10, seed: int | None = 0, **params: Any) -> None:
         spec = predictors.get(model)
         self.model = model
         self.space = space
         self.min_train = max(int(min_train), spec.estimator.min_samples_needed)
-        self._pipeline = make_predictor(model, space, encoding, random_state=seed, **params)
-        self.encoding = self._pipeline.named_steps["encode"].kind
+        params = {"random_state": seed, **params}
+        self.pipeline = make_predictor(model, space, encoding, **params)
+        self.encoding = self.pipeline.named_steps["encode"].kind
         self.seed = seed
         self._labels: dict[Arch, float] = {}
         self._fitted_on = 0
@@ -75,12 +76,22 @@ class PredictorProvider(MetricProvider):
             self._labels[self.space.validate(arch)] = float(value)
         self._dirty = True
 
+    def set_labels(self, archs: Sequence[Arch], values: Sequence[float] | np.ndarray) -> None:
+        """Replaces every label with these (an active learner re-reads them from its study)."""
+        self._labels = {}
+        self.observe(archs, values)
+
+    @property
+    def ready(self) -> bool:
+        """Whether enough labels were observed to predict."""
+        return self.n_observed >= self.min_train
+
     def _ensure_fitted(self) -> bool:
         if self.n_observed < self.min_train:
             return False
         if self._dirty:
             archs = list(self._labels)
-            self._pipeline.fit(archs, np.array([self._labels[a] for a in archs]))
+            self.pipeline.fit(archs, np.array([self._labels[a] for a in archs]))
             self._fitted_on = len(archs)
             self._dirty = False
         return True
@@ -89,14 +100,14 @@ class PredictorProvider(MetricProvider):
         """Predicted accuracy per arch (`n_archs`); NaN everywhere before `min_train` labels."""
         if not self._ensure_fitted():
             return np.full(len(archs), np.nan)
-        return np.asarray(self._pipeline.predict(list(archs)), dtype=float)
+        return np.asarray(self.pipeline.predict(list(archs)), dtype=float)
 
     def evaluate_with_std(self, archs: Sequence[Arch]) -> tuple[np.ndarray, np.ndarray]:
         """Mean and standard deviation (`n_archs` each); NaN before `min_train` labels."""
         if not self._ensure_fitted():
             nan = np.full(len(archs), np.nan)
             return nan, nan.copy()
-        mean, std = self._pipeline.predict(list(archs), return_std=True)
+        mean, std = self.pipeline.predict(list(archs), return_std=True)
         return np.asarray(mean, dtype=float), np.asarray(std, dtype=float)
 
     def select(self, candidates: Sequence[Arch], k: int, *, kappa: float = 0.0) -> list[Arch]:

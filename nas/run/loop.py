@@ -1,0 +1,159 @@
+"""The search loop: ask the strategy, evaluate every metric of the architecture, record, repeat.
+
+Why apart from the store: the store owns what is on disk; the loop owns one trial's life. It asks the
+study for an architecture, lets each provider evaluate it (known metrics first, then measured ones, then
+estimates that may read the rest), passes learning curves to the pruner, and records the trial through
+`RunStore.record_trial`, until the budget (counted over every worker) is spent. Any failure of one
+evaluation costs that trial, never the run.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import socket
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+
+import optuna
+import pandas as pd
+from optuna.trial import TrialState
+
+from nas.accuracy.pruning import KNOWN_ATTR, Pruner
+from nas.objectives import MetricProvider, Tier, TrialContext
+from nas.run.store import LABELS_LOCK, WEIGHTS_LOCK, WORKER_ATTR, RunStore
+from nas.spaces.base import Arch
+from nas.strategies import space_distributions
+
+_TIER_ORDER = {Tier.KNOWN: 0, Tier.MEASURED: 1, Tier.ESTIMATE: 2}
+
+
+@dataclass
+class Progress:
+    """What a progress display needs after each trial."""
+
+    done: int
+    budget: int
+    hypervolume: float | None
+    front_size: int
+    labels: int | None = None
+    label_budget: int | None = None
+    pruned: int = 0
+
+
+class SearchLoop:
+    """Runs trials of one run until its budget is spent.
+
+    Args:
+        store: the run store (directory, study, config).
+        providers: the provider of every objective and constraint metric.
+        pruner: stops trials on their learning curves (None: never).
+        label_budget: the most accuracy labels the run may spend (None: it spends none), for progress.
+    """
+
+    def __init__(self, store: RunStore, providers: Mapping[str, MetricProvider], *, pruner: Pruner | None = None, label_budget: int | None = None) -> None:
+        self.store = store
+        self.providers = dict(providers)
+        self.pruner = pruner
+        self.label_budget = label_budget
+        self._order = sorted(self.providers, key=lambda m: _TIER_ORDER[self.providers[m].tier])
+
+    # --- one trial --------------------------------------------------------------------------------
+    def _reporter(self, study: optuna.Study, trial: optuna.Trial) -> Callable[[int, float, bool], None]:
+        def report(step: int, value: float, pruning: bool) -> None:
+            study._storage.set_trial_intermediate_value(trial._trial_id, step, value)
+            if pruning and self.pruner is not None and self.pruner.should_prune(study, trial, step, value):
+                raise optuna.TrialPruned(f"pruned at epoch {step} ({value:.4g})")
+
+        return report
+
+    def evaluate(self, study: optuna.Study, trial: optuna.Trial, arch: Arch) -> tuple[dict[str, float], dict[str, float]]:
+        """Every metric of `arch` (objectives and constraints) and the metrics reported beside them."""
+        context = TrialContext(
+            study=study, trial=trial, directory=self.store.directory, lock=self.store.directory / LABELS_LOCK, reporter=self._reporter(study, trial)
+        )
+        reported: dict[str, float] = {}
+        known_stored = False
+        for metric in self._order:
+            provider = self.providers[metric]
+            if provider.tier is not Tier.KNOWN and not known_stored:
+                trial.set_user_attr(KNOWN_ATTR, dict(context.metrics))
+                known_stored = True
+            values = provider.evaluate_trial(arch, context)
+            context.metrics[metric] = float(values[metric])
+            reported.update({k: float(v) for k, v in values.items() if k != metric})
+        return {m: context.metrics[m] for m in self.providers}, reported
+
+    def run_trial(self, study: optuna.Study, distributions: Mapping[str, optuna.distributions.BaseDistribution], worker: str) -> TrialState:
+        """Ask, evaluate, record one trial; returns its final state."""
+        store = self.store
+        trial = study.ask(fixed_distributions=dict(distributions))
+        study._storage.set_trial_system_attr(trial._trial_id, WORKER_ATTR, worker)
+        accuracy: float | None = None
+        try:
+            arch = store.space.validate(trial.params)
+            metrics, reported = self.evaluate(study, trial, arch)
+            missing = [m for m, v in metrics.items() if not math.isfinite(v)]
+            if missing:
+                raise ValueError(f"no value for {missing} of {store.space.to_string(arch)}")
+        except optuna.TrialPruned:
+            trial.set_user_attr("arch", store.space.to_string(store.space.validate(trial.params)))
+            study.tell(trial, state=TrialState.PRUNED)
+            self._finish(study, trial, TrialState.PRUNED, None)
+            return TrialState.PRUNED
+        except (KeyboardInterrupt, SystemExit):
+            study.tell(trial, state=TrialState.FAIL)
+            self._finish(study, trial, TrialState.FAIL, None)
+            raise
+        except Exception as exc:  # an evaluation error costs one trial, never the run
+            store.fail_trial(trial, f"{type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}")
+            self._finish(study, trial, TrialState.FAIL, None)
+            return TrialState.FAIL
+        provenance = {m: str(p.provenance().get("table", type(p).__name__)) for m, p in self.providers.items()}
+        store.record_trial(trial, arch, metrics, reported, provenance)
+        accuracy = metrics.get("accuracy")
+        self._finish(study, trial, TrialState.COMPLETE, accuracy)
+        keep = store.config.keep_weights
+        if keep != "all":
+            with store.locked(WEIGHTS_LOCK):
+                store.retain_weights(int(keep))
+        return TrialState.COMPLETE
+
+    def _finish(self, study: optuna.Study, trial: optuna.Trial, state: TrialState, value: float | None) -> None:
+        if self.pruner is not None:
+            self.pruner.finish(study, trial, state, value)
+
+    # --- the loop ---------------------------------------------------------------------------------
+    def run(self, *, on_trial: Callable[[Progress], None] | None = None, pareto_every: int = 25) -> pd.DataFrame:
+        """Run trials until the budget is spent (by this and any other worker); return the front."""
+        store = self.store
+        study = store.study
+        store.lock_worker()
+        try:
+            store.fail_orphans()
+            distributions = space_distributions(store.space)
+            worker = f"{socket.gethostname()}:{os.getpid()}"
+            since_write = 0
+            while store.n_spent() < store.config.budget:
+                state = self.run_trial(study, distributions, worker)
+                if state == TrialState.COMPLETE:
+                    since_write += 1
+                if pareto_every and since_write >= pareto_every:
+                    store.write_pareto()
+                    since_write = 0
+                if on_trial is not None:
+                    on_trial(self.progress())
+            return store.write_pareto()
+        finally:
+            store.unlock_worker()
+
+    def progress(self) -> Progress:
+        store = self.store
+        front = store.pareto()
+        pruned = sum(1 for t in store.study.get_trials(deepcopy=False, states=(TrialState.PRUNED,)))
+        labels = store.labels_spent() if self.label_budget is not None else None
+        return Progress(store.n_spent(), store.config.budget, store.hypervolume(front), len(front), labels, self.label_budget, pruned)
+
+
+__all__ = ["Progress", "SearchLoop"]
+

@@ -1,0 +1,330 @@
+"""The run store: a run directory, its Optuna study, worker locks, and the one way a trial is recorded.
+
+Why the study is the source of truth: Optuna's storage (SQLite in the run directory by default, any RDB
+URL for many machines) survives crashes and is shared by workers, so resuming is "count what is done,
+finish the rest", and every worker sees the same history. The directory holds `config.yaml` (the
+resolved config), `study.db`, `pareto.csv`, and what providers keep (`weights/`, `training.json`).
+"""
+
+from __future__ import annotations
+
+import fcntl
+import json
+import os
+import socket
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import optuna
+import pandas as pd
+from optuna.trial import FrozenTrial, TrialState
+
+from nas._io import write_atomic
+from nas.objectives import MetricProvider, ObjectiveSet
+from nas.pareto import hypervolume
+from nas.run.config import RunConfig, RunConfigError
+from nas.run.providers import front_of, reference_point
+from nas.spaces.base import Arch, SearchSpace
+from nas.strategies import CONSTRAINTS_ATTR
+
+STUDY_NAME = "nas"
+CONFIG_FILE = "config.yaml"
+STUDY_FILE = "study.db"
+PARETO_FILE = "pareto.csv"
+WORKER_ATTR = "nas:worker"
+ERROR_ATTR = "nas:error"
+WORKERS_DIR = ".workers"
+LABELS_LOCK = ".labels.lock"
+SETUP_LOCK = ".setup.lock"
+WEIGHTS_LOCK = ".weights.lock"
+#: Trial user attrs: the arch string, objective/constraint metrics, metrics reported beside them.
+ARCH_ATTR = "arch"
+METRICS_ATTR = "metrics"
+REPORTED_ATTR = "reported"
+SOURCE_ATTR = "accuracy_source"
+SPENT_ATTR = "label_spent"
+WEIGHTS_ATTR = "weights"
+
+
+def _pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+@contextmanager
+def file_lock(path: Path) -> Iterator[None]:
+    """An exclusive lock on `path` (created if missing) for the duration: serialises the workers of a
+    run directory."""
+    with open(path, "a") as fh:
+        fcntl.flock(fh, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(fh, fcntl.LOCK_UN)
+
+
+class RunStore:
+    """One run directory and its study: creation or resume, locks, orphans, `record_trial`, results.
+
+    Args:
+        directory: the run directory.
+        config: the run's config.
+        space: its search space.
+    """
+
+    def __init__(self, directory: Path, config: RunConfig, space: SearchSpace) -> None:
+        self.directory = Path(directory)
+        self.config = config
+        self.space = space
+        self.objectives: ObjectiveSet = config.objective_set()
+        self._study: optuna.Study | None = None
+        self._worker_lock: Any = None
+
+    # --- the study --------------------------------------------------------------------------------
+    @property
+    def storage_url(self) -> str:
+        return self.config.storage or f"sqlite:///{(self.directory / STUDY_FILE).resolve()}"
+
+    def _storage(self) -> optuna.storages.RDBStorage:
+        url = self.storage_url
+        return optuna.storages.RDBStorage(url, engine_kwargs={"connect_args": {"timeout": 60}} if url.startswith("sqlite") else None)
+
+    def open_study(self, sampler: optuna.samplers.BaseSampler, providers: Mapping[str, MetricProvider]) -> optuna.Study:
+        """Create the study (storing config, provenance, pins and reference point) or load it; a resumed
+        study whose providers' pins differ (other data, another recipe) is refused."""
+        study = optuna.create_study(
+            study_name=STUDY_NAME, storage=self._storage(), sampler=sampler, directions=self.objectives.optuna_directions, load_if_exists=True
+        )
+        pins = json.loads(json.dumps({m: p.pins() for m, p in providers.items()}, sort_keys=True, default=str))
+        if "nas:config" not in study.user_attrs:
+            study.set_user_attr("nas:config", self.config.to_dict())
+            study.set_user_attr("nas:provenance", json.loads(json.dumps({m: p.provenance() for m, p in providers.items()}, default=str)))
+            study.set_user_attr("nas:pins", pins)
+            ref = reference_point(self.objectives, providers, self.space)
+            if ref is not None:
+                study.set_user_attr("nas:reference_point", ref.tolist())
+        else:
+            stored = study.user_attrs.get("nas:pins", {})
+            changed = [m for m in pins if m in stored and stored[m] != pins[m]]
+            if changed:
+                detail = "; ".join(f"{m}: {_first_difference(stored[m], pins[m])}" for m in changed)
+                raise RunConfigError(f"run directory {self.directory} was searched with other inputs ({detail}); refusing to mix them, choose a new --out")
+        self._study = study
+        return study
+
+    @property
+    def study(self) -> optuna.Study:
+        """The study (loaded for reading when no search opened it)."""
+        if self._study is None:
+            self._study = optuna.load_study(study_name=STUDY_NAME, storage=self._storage())
+        return self._study
+
+    @property
+    def reference(self) -> np.ndarray | None:
+        ref = self.study.user_attrs.get("nas:reference_point")
+        return None if ref is None else np.asarray(ref, dtype=float)
+
+    def provenance(self) -> dict[str, dict[str, Any]]:
+        """Where each metric's numbers come from, as stored when the study was created."""
+        return dict(self.study.user_attrs.get("nas:provenance", {}))
+
+    def write_config(self) -> None:
+        import yaml
+
+        write_atomic(self.directory / CONFIG_FILE, yaml.safe_dump(self.config.to_dict(), sort_keys=False))
+
+    # --- workers ----------------------------------------------------------------------------------
+    @contextmanager
+    def locked(self, name: str) -> Iterator[None]:
+        """A lock file of this run directory held for the duration (see `file_lock`)."""
+        with file_lock(self.directory / name):
+            yield
+
+    def lock_worker(self) -> None:
+        folder = self.directory / WORKERS_DIR
+        folder.mkdir(exist_ok=True)
+        fh = open(folder / f"{socket.gethostname()}-{os.getpid()}.lock", "w")
+        fcntl.flock(fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        self._worker_lock = fh
+
+    def unlock_worker(self) -> None:
+        if self._worker_lock is not None:
+            Path(self._worker_lock.name).unlink(missing_ok=True)
+            self._worker_lock.close()
+            self._worker_lock = None
+
+    def _other_live_workers(self) -> bool:
+        """Whether another process holds a worker lock in this run directory (stale locks are removed)."""
+        alive = False
+        for path in (self.directory / WORKERS_DIR).glob("*.lock"):
+            if self._worker_lock is not None and path == Path(self._worker_lock.name):
+                continue
+            with open(path, "a") as fh:
+                try:
+                    fcntl.flock(fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                except BlockingIOError:
+                    alive = True
+                    continue
+            path.unlink(missing_ok=True)
+        return alive
+
+    def fail_orphans(self) -> int:
+        """Mark RUNNING trials of dead workers as FAIL, so the budget they hold is not lost.
+
+        A trial is created before its worker can tag it (Optuna samples inside `ask`), so an untagged
+        RUNNING trial is an orphan when no other worker of this run directory is alive. With a shared
+        storage (`--storage`), workers on other hosts are trusted to be alive.
+        """
+        host = socket.gethostname()
+        shared = self.config.storage is not None
+        others = shared or self._other_live_workers()
+        failed = 0
+        for t in self.study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)):
+            worker_host, _, pid = t.system_attrs.get(WORKER_ATTR, "").rpartition(":")
+            if worker_host == host and pid.isdigit():
+                orphan = int(pid) != os.getpid() and not _pid_alive(int(pid))
+            else:
+                orphan = not others and not worker_host
+            if orphan:
+                self.study._storage.set_trial_state_values(t._trial_id, TrialState.FAIL)
+                failed += 1
+        return failed
+
+    def n_spent(self) -> int:
+        """Trials that count against the budget: completed, pruned, failed evaluations, and running ones."""
+        spent = 0
+        for t in self.study.get_trials(deepcopy=False):
+            if t.state in (TrialState.COMPLETE, TrialState.PRUNED, TrialState.RUNNING, TrialState.WAITING):
+                spent += 1
+            elif t.state == TrialState.FAIL and ERROR_ATTR in t.user_attrs:
+                spent += 1
+        return spent
+
+    # --- recording --------------------------------------------------------------------------------
+    def record_trial(
+        self,
+        trial: optuna.Trial,
+        arch: Arch,
+        metrics: Mapping[str, float],
+        reported: Mapping[str, float] | None = None,
+        provenance: Mapping[str, str] | None = None,
+    ) -> None:
+        """Store a trial's architecture and metrics and tell the study: the one way every path (the
+        search loop, one-shot strategies) records an evaluated architecture."""
+        study = self.study
+        violations = self.objectives.violations({m: np.array([v]) for m, v in metrics.items()})[0].tolist()
+        trial.set_user_attr(ARCH_ATTR, self.space.to_string(arch))
+        trial.set_user_attr(METRICS_ATTR, {m: float(metrics[m]) for m in self.objectives.metrics})
+        if reported:
+            trial.set_user_attr(REPORTED_ATTR, {k: float(v) for k, v in reported.items()})
+        if provenance:
+            trial.set_user_attr("provenance", dict(provenance))
+        if self.objectives.constraints:
+            trial.set_user_attr(CONSTRAINTS_ATTR, violations)
+            study._storage.set_trial_system_attr(trial._trial_id, CONSTRAINTS_ATTR, tuple(violations))
+        study.tell(trial, [float(metrics[m]) for m in self.objectives.names])
+
+    def fail_trial(self, trial: optuna.Trial, reason: str) -> None:
+        """The evaluation of `trial` failed: the reason is kept, the trial counts against the budget."""
+        trial.set_user_attr(ERROR_ATTR, reason)
+        self.study.tell(trial, state=TrialState.FAIL)
+
+    # --- results ----------------------------------------------------------------------------------
+    def completed(self) -> list[FrozenTrial]:
+        return self.study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))
+
+    def trials(self) -> pd.DataFrame:
+        """Completed trials: `trial`, `arch`, every metric, then reported metrics (a training's
+        `test_accuracy`, ...), `accuracy_source` when a predictor gives accuracy, `weights` where kept,
+        and `feasible`."""
+        rows = []
+        extra: dict[str, None] = {}
+        sourced = weighted = False
+        for t in self.completed():
+            row: dict[str, Any] = {"trial": t.number, "arch": t.user_attrs.get(ARCH_ATTR)}
+            row.update(t.user_attrs.get(METRICS_ATTR, {}))
+            for k, v in t.user_attrs.get(REPORTED_ATTR, {}).items():
+                row[k] = v
+                extra.setdefault(k)
+            if SOURCE_ATTR in t.user_attrs:
+                row[SOURCE_ATTR] = t.user_attrs[SOURCE_ATTR]
+                sourced = True
+            weights = t.user_attrs.get(WEIGHTS_ATTR)
+            if weights and (self.directory / weights).is_file():
+                row[WEIGHTS_ATTR] = weights
+                weighted = True
+            rows.append(row)
+        columns = ["trial", "arch", *self.objectives.metrics, *extra, *([SOURCE_ATTR] if sourced else []), *([WEIGHTS_ATTR] if weighted else [])]
+        frame = pd.DataFrame(rows, columns=columns)
+        if len(frame):
+            metrics = {m: frame[m].to_numpy(dtype=float) for m in self.objectives.metrics}
+            frame["feasible"] = (self.objectives.violations(metrics) <= 0).all(axis=1)
+        else:
+            frame["feasible"] = pd.Series(dtype=bool)
+        return frame
+
+    def pareto(self) -> pd.DataFrame:
+        """Pareto-optimal feasible architectures: `arch`, one column per objective, constraint metrics,
+        reported metrics, `accuracy_source` / `weights` where present, `trial`."""
+        trials = self.trials().drop_duplicates("arch", keep="first").reset_index(drop=True)
+        front = front_of(trials, self.objectives).frame()
+        rest = [c for c in trials.columns if c not in ("arch", "trial", "feasible", *self.objectives.names)]
+        return front[["arch", *self.objectives.names, *rest, "trial"]].reset_index(drop=True)
+
+    def write_pareto(self) -> pd.DataFrame:
+        front = self.pareto()
+        write_atomic(self.directory / PARETO_FILE, front.to_csv(index=False))
+        return front
+
+    def hypervolume(self, front: pd.DataFrame | None = None) -> float | None:
+        """Hypervolume of the feasible front w.r.t. the run's reference point (None if it has none)."""
+        ref = self.reference
+        if ref is None:
+            return None
+        front = self.pareto() if front is None else front
+        if front.empty:
+            return 0.0
+        return hypervolume(self.objectives.to_minimisation(front[self.objectives.names].to_numpy(dtype=float)), ref)
+
+    def labels_spent(self) -> int:
+        """True accuracy labels claimed by trials of the study (any state: a claimed label was paid for)."""
+        return sum(1 for t in self.study.get_trials(deepcopy=False) if t.user_attrs.get(SPENT_ATTR) is True)
+
+    def retain_weights(self, keep: int) -> list[Path]:
+        """Delete the weights of all but the best `keep` completed trials (Pareto rank, then crowding:
+        the front first); returns the files removed."""
+        trials = [t for t in self.completed() if t.user_attrs.get(WEIGHTS_ATTR)]
+        if len(trials) <= keep:
+            return []
+        F = self.objectives.to_minimisation(np.array([[t.user_attrs[METRICS_ATTR][n] for n in self.objectives.names] for t in trials], dtype=float))
+        metrics = {m: np.array([t.user_attrs[METRICS_ATTR][m] for t in trials], dtype=float) for m in self.objectives.metrics}
+        feasible = (self.objectives.violations(metrics) <= 0).all(axis=1)
+        from nas.accuracy.multifidelity import promote
+
+        kept = set(promote(F, keep, feasible).tolist()) if keep else set()
+        removed = []
+        for i, t in enumerate(trials):
+            path = self.directory / t.user_attrs[WEIGHTS_ATTR]
+            if i not in kept and path.is_file():
+                path.unlink()
+                removed.append(path)
+        return removed
+
+
+def _first_difference(stored: Any, current: Any, prefix: str = "") -> str:
+    if isinstance(stored, dict) and isinstance(current, dict):
+        for key in sorted(set(stored) | set(current)):
+            if stored.get(key) != current.get(key):
+                return _first_difference(stored.get(key), current.get(key), f"{prefix}{key}.")
+    return f"{prefix.rstrip('.') or 'value'} {str(stored)[:40]} -> {str(current)[:40]}"
+
+
+__all__ = ["CONFIG_FILE", "PARETO_FILE", "STUDY_FILE", "RunStore", "file_lock"]
