@@ -1,10 +1,15 @@
-"""Crash-safe file writing shared by every module that writes results (runs, LUTs, benchmarks)."""
+"""File helpers shared by every module that writes results (runs, LUTs, benchmarks): crash-safe writes,
+the lock that serialises workers of one run directory, and reading a YAML mapping with one-line errors."""
 
 from __future__ import annotations
 
+import fcntl
 import os
 import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
 
 
 def write_atomic(path: str | Path, text: str) -> None:
@@ -21,3 +26,34 @@ def write_atomic(path: str | Path, text: str) -> None:
         if os.path.exists(tmp):
             os.unlink(tmp)
         raise
+
+
+@contextmanager
+def file_lock(path: str | Path | None) -> Iterator[None]:
+    """An exclusive lock on `path` (created if missing) for the duration; None: no lock (a storage shared
+    beyond one directory, where a file lock would not reach the other workers)."""
+    if path is None:
+        yield
+        return
+    with open(path, "a") as fh:
+        fcntl.flock(fh, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(fh, fcntl.LOCK_UN)
+
+
+def read_yaml_mapping(path: str | Path, what: str) -> dict[str, Any]:
+    """The YAML mapping in `path` (`yaml.safe_load`), or a one-line `ValueError` naming `what` it should hold."""
+    import yaml
+
+    try:
+        with open(path, encoding="utf-8") as fh:
+            data = yaml.safe_load(fh) or {}
+    except OSError as exc:
+        raise ValueError(f"cannot read {path}: {exc.strerror}") from None
+    except yaml.YAMLError as exc:
+        raise ValueError(f"{path} is not valid YAML: {str(exc).splitlines()[0]}") from None
+    if not isinstance(data, dict):
+        raise ValueError(f"{path} must be a YAML mapping ({what})")
+    return data

@@ -6,7 +6,8 @@ Every user error is printed as one line (`error: ...`) with a non-zero exit; tra
 from __future__ import annotations
 
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Annotated, Any, Optional, TypeVar
 
@@ -206,17 +207,19 @@ def train(
     epochs: Annotated[Optional[int], typer.Option(help="Training epochs [default: the recipe's].")] = None,
     seed: Annotated[int, typer.Option(help="Seed of the initial weights, batch order and augmentation.")] = 0,
     config: Annotated[Optional[Path], typer.Option(help="YAML file whose `training` section (or whole mapping) is the recipe, e.g. a run's config.yaml.")] = None,
+    init: Annotated[Optional[str], typer.Option(help="Start from inherited weights: supernet:PATH (an OFA supernet; the sub-network is extracted, BatchNorm recalibrated, then fine-tuned).")] = None,
     training_option: Annotated[Optional[list[str]], typer.Option("--training-option", help="Recipe KEY=VALUE: epochs, batch_size, optimizer (sgd|adam|adamw), lr, momentum, nesterov, weight_decay, schedule (cosine|constant|step), warmup_epochs, label_smoothing, augmentation ([crop,flip,noise]), noise_std, grad_clip, threads, input_size, val_fraction, test_fraction, max_train, split_seed, normalize.")] = None,
     progress: Annotated[bool, typer.Option(help="Print each epoch to stderr.")] = True,
 ) -> None:
     """Train one architecture on data; print `accuracy=<validation> test_accuracy=<test> epochs=<n> seconds=<s>`."""
+    from nas._io import read_yaml_mapping
     from nas.accuracy.training import Recipe, load_prepared, make_trainer, save_weights
     from nas.spaces import get_space
 
     try:
         recipe_data: dict[str, Any] = {}
         if config is not None:
-            loaded = _read_yaml(config)
+            loaded = read_yaml_mapping(config, "a recipe, or a config with a training section")
             section = loaded["training"] if "training" in loaded else loaded
             if not isinstance(section, dict):
                 raise ValueError(f"{config}: training must be a mapping of recipe keys, got {section!r}")
@@ -231,7 +234,7 @@ def train(
         if out.exists() and (not out.is_dir() or any(out.iterdir())):
             raise ValueError(f"{out} exists and is not empty; choose a new --out")
         prepared = load_prepared(data, recipe)
-        trainer = make_trainer(the_space, the_arch, prepared, recipe, seed=seed)
+        trainer = make_trainer(the_space, the_arch, prepared, recipe, seed=seed) if init is None else _inherited_trainer(init, the_space, the_arch, prepared, recipe, seed)
     except _user_errors() as exc:
         raise _fail(str(exc)) from None
 
@@ -248,16 +251,25 @@ def train(
     console.print(result.line(), highlight=False)
 
 
-def _read_yaml(path: Path) -> dict[str, Any]:
-    try:
-        loaded = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
-    except OSError as exc:
-        raise ValueError(f"cannot read {path}: {exc.strerror}") from None
-    except yaml.YAMLError as exc:
-        raise ValueError(f"{path} is not valid YAML: {str(exc).splitlines()[0]}") from None
-    if not isinstance(loaded, dict):
-        raise ValueError(f"{path} must be a YAML mapping (a recipe, or a config with a training section)")
-    return loaded
+def _inherited_trainer(init: str, space: Any, arch: Any, prepared: Any, recipe: Any, seed: int) -> Any:
+    """A `Trainer` whose network is `arch` extracted from the supernet `init` names (`supernet:PATH`)."""
+    from nas.accuracy.supernet.train import SupernetSettings, evaluate_subnet, load_supernet
+    from nas.accuracy.training import Trainer, at_resolution, deterministic
+    from nas.objectives import parse_spec
+    from nas.spaces import OFAMobileNetV3Space
+
+    kind, path = parse_spec(init)
+    if kind != "supernet" or not path:
+        raise ValueError(f"--init {init!r}: expected supernet:PATH")
+    if not isinstance(space, OFAMobileNetV3Space):
+        raise ValueError(f"--init supernet:PATH needs an OFA space (family ofa_mbv3), got space {space.name!r}")
+    model, manifest = load_supernet(path, space, prepared.input_spec)
+    settings = SupernetSettings.from_mapping(manifest.get("settings"), space)
+    inherited = evaluate_subnet(model, arch, prepared, settings, recipe)
+    err_console.print(f"inherited from {path}: validation accuracy {inherited:.2f} % before fine-tuning", highlight=False)
+    with deterministic(recipe.threads):
+        module = model.extract(arch)
+    return Trainer(module, at_resolution(prepared, space.input_size(arch)), recipe, seed=seed)
 
 
 def _write_training(out: Path, space: Any, arch: str, data: str, seed: int, recipe: Any, prepared: Any, result: Any, save_weights: Callable[..., None]) -> None:
@@ -372,7 +384,8 @@ def list_spaces() -> None:
 
     for name in space_names():
         s = get_space(name)
-        console.print(f"[bold]{name}[/] ({type(s).__name__}, {s.size or 'infinite'} archs): {getattr(s, 'description', '')}")
+        size = "uncountable" if s.size is None else (f"{s.size:,}" if s.size < 10**9 else f"{s.size:.3g}")
+        console.print(f"[bold]{name}[/] ({type(s).__name__}, {size} archs): {getattr(s, 'description', '')}", soft_wrap=True)
 
 
 @app.command("devices")
@@ -490,6 +503,62 @@ def lut_predict(
     console.print(f"{out}: latency of {len(items)} archs from {lut}", highlight=False, soft_wrap=True)
 
 
+supernet_app = typer.Typer(help="Once-for-All supernets: train one by progressive shrinking; score sub-networks with `--accuracy supernet:PATH`.", no_args_is_help=True)
+app.add_typer(supernet_app, name="supernet")
+
+
+@supernet_app.command("train")
+def supernet_train(
+    out: Annotated[Path, typer.Option(help="Supernet directory (supernet.pt, phase_*.pt, manifest.json); an unfinished one resumes.")],
+    space: Annotated[str, typer.Option(help="An OFA space: ofa_mbv3 (full size, for a GPU) or ofa_mbv3_small (a CPU on digits).")] = "ofa_mbv3_small",
+    data: Annotated[str, typer.Option(help="Dataset: digits, npz:PATH, folder:PATH, cifar10:DIR, cifar100:DIR.")] = "digits",
+    seed: Annotated[int, typer.Option(help="Seed of the weights, batches and sampled sub-networks.")] = 0,
+    training_option: Annotated[Optional[list[str]], typer.Option("--training-option", help="Recipe KEY=VALUE (as `nas train`); epochs = epochs per phase.")] = None,
+    option: Annotated[Optional[list[str]], typer.Option("--option", "-o", help="Supernet option KEY=VALUE: phase_epochs={largest: 4, kernel: 2}, subnets_per_step=2, kd_ratio=1.0, calibration_batches=4.")] = None,
+    progress: Annotated[bool, typer.Option(help="Show a progress bar per phase.")] = True,
+) -> None:
+    """Train an OFA supernet by progressive shrinking (largest, elastic kernel, depth, expand ratio)."""
+    from nas.accuracy.supernet.train import SupernetSettings, SupernetTrainer, phase_names
+    from nas.accuracy.training import Recipe, load_prepared
+    from nas.spaces import OFAMobileNetV3Space, get_space
+
+    try:
+        the_space = get_space(space)
+        if not isinstance(the_space, OFAMobileNetV3Space):
+            raise ValueError(f"space {space!r} is not an OFA space; expected a space of family ofa_mbv3 (ofa_mbv3, ofa_mbv3_small)")
+        recipe = Recipe.from_mapping({"epochs": 5, "max_train": None, **(_parse_options(training_option, "--training-option", "lr=0.05") if training_option else {})})
+        settings = SupernetSettings.from_mapping(_parse_options(option) if option else None, the_space)
+        prepared = load_prepared(data, recipe)
+        trainer = SupernetTrainer(the_space, prepared, recipe, settings, out, seed=seed, data_spec=data)
+        names = phase_names(the_space)
+        with _phase_bars(progress, names) as show:
+            records = trainer.train(progress=show)
+    except (*_user_errors(), RuntimeError) as exc:
+        raise _fail(str(exc).splitlines()[0]) from None
+    for r in records:
+        console.print(f"{r.phase}: {r.epochs} epochs, {r.seconds:.0f} s; largest {r.largest_accuracy:.2f} %, smallest {r.smallest_accuracy:.2f} % (validation, inherited weights)", highlight=False, soft_wrap=True)
+    console.print(f"{out}: supernet of {the_space.name} on {data}; score sub-networks with --accuracy supernet:{out} (or supernet-predictor:{out})", highlight=False, soft_wrap=True)
+
+
+@contextmanager
+def _phase_bars(show: bool, phases: list[str]) -> Iterator[Callable[[str, int, int], None] | None]:
+    """One rich progress bar per training phase, each filled as its epochs finish."""
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+    if not show:
+        yield None
+        return
+    with Progress(TextColumn("[bold]{task.description:<9}"), BarColumn(), MofNCompleteColumn(), TextColumn("epochs"), TimeElapsedColumn(), console=err_console) as bar:
+        tasks: dict[str, Any] = {}
+
+        def update(phase: str, epoch: int, epochs: int) -> None:
+            if phase not in tasks:
+                tasks[phase] = bar.add_task(phase, total=epochs)
+            bar.update(tasks[phase], completed=epoch)
+
+        yield update
+
+
 predictor_app = typer.Typer(help="Accuracy predictors: list them, and rank-correlate them on a benchmark table.", no_args_is_help=True)
 app.add_typer(predictor_app, name="predictor")
 
@@ -534,8 +603,6 @@ def predictor_eval(
     console.print(score.line(), highlight=False)
 
 
-from collections.abc import Iterator  # noqa: E402  (lut build/validate helpers)
-from contextlib import contextmanager  # noqa: E402
 
 
 def _measure_errors() -> tuple[type[BaseException], ...]:

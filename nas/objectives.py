@@ -454,7 +454,7 @@ class Evaluator:
 #: `nas.accuracy` and `nas.cost`.
 evaluators: Registry[Evaluator] = Registry("evaluator")
 
-_SPEC_RE = re.compile(r"^(?P<prefix>[a-z_][a-z0-9_]*)(?:(?P<sep>[:@])(?P<argument>.*))?$")
+_SPEC_RE = re.compile(r"^(?P<prefix>[a-z_][a-z0-9_\-]*)(?:(?P<sep>[:@])(?P<argument>.*))?$")
 
 
 def parse_spec(spec: object) -> tuple[str, str]:

@@ -102,4 +102,21 @@ evaluators.add(
         trains=_labels_train,
     ),
 )
+def _supernet(request: ProviderRequest) -> MetricProvider:
+    from nas.accuracy.supernet import supernet_accuracy
+
+    return supernet_accuracy(request)
+
+
+def _supernet_predictor(request: ProviderRequest) -> MetricProvider:
+    from nas.accuracy.supernet import supernet_predictor
+
+    return supernet_predictor(request)
+
+
+evaluators.add("supernet", Evaluator(_supernet, ("accuracy",), Tier.ESTIMATE, "supernet:PATH", "OFA sub-network accuracy with weights inherited from a supernet (BatchNorm recalibrated); option data"))
+evaluators.add(
+    "supernet-predictor",
+    Evaluator(_supernet_predictor, ("accuracy",), Tier.ESTIMATE, "supernet-predictor:PATH", "an MLP fitted on supernet scores of sampled sub-networks (microseconds per candidate); options samples, data"),
+)
 evaluators.add("zero_cost", Evaluator(_zero_cost, ("accuracy",), Tier.ESTIMATE, "zero_cost:PROXY", "a zero-cost proxy score of the untrained network on one batch (options data, batch_size)"))

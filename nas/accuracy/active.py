@@ -28,19 +28,17 @@ a run directory claim labels under a file lock, so the label budget holds for th
 from __future__ import annotations
 
 import dataclasses
-import fcntl
 import inspect
 import math
-from collections.abc import Iterator, Mapping, Sequence
-from contextlib import contextmanager
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
 import numpy as np
 import optuna
 from optuna.trial import FrozenTrial, Trial, TrialState
 
+from nas._io import file_lock
 from nas.objectives import EvaluatorError, MetricProvider, ObjectiveSet, ProviderRequest, Tier, TrialContext, evaluator_of
 from nas.spaces.base import Arch, SearchSpace
 
@@ -158,20 +156,6 @@ class ActiveOptions:
             raise ActiveLearningError(f"accuracy option label_budget ({label_budget}) must be at least initial_labels ({initial})")
         params = {k: v for k, v in options.items() if k not in OPTION_KEYS}
         return cls(labels, label_budget, initial, params)
-
-
-@contextmanager
-def _exclusive(path: Path | None) -> Iterator[None]:
-    """Holds an exclusive file lock on `path` (no lock when None: a storage shared beyond one directory)."""
-    if path is None:
-        yield
-        return
-    with open(path, "a") as fh:
-        fcntl.flock(fh, fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(fh, fcntl.LOCK_UN)
 
 
 class ActiveAccuracy(MetricProvider):
@@ -345,7 +329,7 @@ class ActiveAccuracy(MetricProvider):
         value, or None when the budget is gone or the source has no value for `arch` (then nothing is
         spent). A label is a full evaluation: no pruner stops it."""
         study, trial = context.study, context.trial
-        with _exclusive(context.lock):
+        with file_lock(context.lock):
             if self.labels_spent(study.get_trials(deepcopy=False)) >= self.options.label_budget:
                 return None
             trial.set_user_attr(SPENT_ATTR, True)

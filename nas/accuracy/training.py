@@ -224,6 +224,17 @@ def _prepare_cached(data: Dataset, key: tuple[Any, ...]) -> PreparedData:
     )
 
 
+@lru_cache(maxsize=8)
+def at_resolution(data: PreparedData, size: int) -> PreparedData:
+    """`data` with every split resized to `size` x `size` (for spaces whose archs decide their input
+    resolution, `SearchSpace.input_size`)."""
+    if (data.input_spec.height, data.input_spec.width) == (size, size):
+        return data
+    spec = InputSpec(data.input_spec.channels, size, size, data.input_spec.classes)
+    parts = [(_resize(x, size).contiguous(), y) for x, y in ((data.train_x, data.train_y), (data.val_x, data.val_y), (data.test_x, data.test_y))]
+    return PreparedData(data.name, spec, *parts[0], *parts[1], *parts[2], description={**data.description, **spec.describe()})  # type: ignore[arg-type]
+
+
 def _resize(x: Any, size: int) -> Any:
     import torch.nn.functional as F
 
@@ -262,7 +273,7 @@ class TrainResult:
 
 
 @contextlib.contextmanager
-def _deterministic(threads: int) -> Iterator[None]:
+def deterministic(threads: int) -> Iterator[None]:
     """Deterministic algorithms and a fixed intra-op thread count for the duration, restored after."""
     import torch
 
@@ -351,7 +362,7 @@ class Trainer:
 
         r, d = self.recipe, self.data
         start = time.perf_counter()
-        with _deterministic(r.threads):
+        with deterministic(r.threads):
             self.module.train()
             order = torch.randperm(len(d.train_y), generator=self._generator)
             total_loss, correct, seen = 0.0, 0, 0
@@ -396,7 +407,7 @@ class Trainer:
 
     def test_accuracy(self) -> float:
         """Accuracy (%) on the test split: call once, at the end."""
-        with _deterministic(self.recipe.threads):
+        with deterministic(self.recipe.threads):
             return self._accuracy(self.data.test_x, self.data.test_y)
 
     def run(self, until: int | None = None, on_epoch: Callable[[EpochRecord], None] | None = None) -> None:
@@ -425,8 +436,12 @@ def build_initialised(space: SearchSpace, arch: Arch, input_spec: InputSpec, see
 
 
 def make_trainer(space: SearchSpace, arch: Arch, data: PreparedData, recipe: Recipe, *, seed: int) -> Trainer:
-    """A `Trainer` for `arch` on `data`, its initial weights and batches drawn from `seed`."""
-    with _deterministic(recipe.threads):
+    """A `Trainer` for `arch` on `data` (resized to the arch's own resolution where the space has one),
+    its initial weights and batches drawn from `seed`."""
+    size = space.input_size(arch)
+    if size is not None:
+        data = at_resolution(data, int(size))
+    with deterministic(recipe.threads):
         module = build_initialised(space, space.validate(arch), data.input_spec, seed)
     return Trainer(module, data, recipe, seed=seed)
 

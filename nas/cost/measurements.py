@@ -92,13 +92,18 @@ def read_measurements(path: str | Path, space: SearchSpace) -> Measurements:
         frame = pd.read_csv(path, dtype={ARCH_COLUMN: str})
     except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError, EOFError, OSError, gzip.BadGzipFile) as exc:
         raise MeasurementError(f"{path} is not a readable CSV: {str(exc).splitlines()[0] if str(exc) else type(exc).__name__}") from None
+    keys: frozenset[str] = ID_COLUMNS
+    if ARCH_COLUMN not in frame.columns and space.table_columns and set(space.table_columns) <= set(frame.columns):
+        frame[ARCH_COLUMN] = frame[list(space.table_columns)].astype(str).agg("|".join, axis=1)
+        keys = ID_COLUMNS | set(space.table_columns)
     if ARCH_COLUMN not in frame.columns:
-        raise MeasurementError(f"{path} has no {ARCH_COLUMN!r} column; its columns are {', '.join(map(str, frame.columns))}")
+        columns = f"an {ARCH_COLUMN!r} column" + (f" (or {', '.join(space.table_columns)})" if space.table_columns else "")
+        raise MeasurementError(f"{path} has no {columns}; its columns are {', '.join(map(str, frame.columns))}")
     if frame[ARCH_COLUMN].isna().any():
         i = int(np.flatnonzero(frame[ARCH_COLUMN].isna())[0])
         raise MeasurementError(f"{path} line {i + 2}: empty {ARCH_COLUMN}")
     archs = _parse_archs(space, frame[ARCH_COLUMN].tolist(), path, 2)
-    devices = [str(c) for c in frame.columns if str(c) not in ID_COLUMNS]
+    devices = [str(c) for c in frame.columns if str(c) not in keys]
     return Measurements(path, space, archs, frame[devices], file_sha256(path))
 
 

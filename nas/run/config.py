@@ -11,8 +11,7 @@ from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
-import yaml
-
+from nas._io import read_yaml_mapping
 from nas.objectives import EvaluatorError, Mode, ObjectiveSet, Tier, evaluator_of
 
 
@@ -80,14 +79,9 @@ class RunConfig:
     @classmethod
     def from_file(cls, path: str | Path) -> RunConfig:
         try:
-            with open(path, encoding="utf-8") as fh:
-                data = yaml.safe_load(fh) or {}
-        except OSError as exc:
-            raise RunConfigError(f"cannot read config {path}: {exc.strerror}") from None
-        except yaml.YAMLError as exc:
-            raise RunConfigError(f"config {path} is not valid YAML: {str(exc).splitlines()[0]}") from None
-        if not isinstance(data, dict):
-            raise RunConfigError(f"config {path} must be a YAML mapping of keys like space, objectives, budget")
+            data = read_yaml_mapping(path, "of keys like space, objectives, budget")
+        except ValueError as exc:
+            raise RunConfigError(f"config {exc}") from None
         return cls.from_mapping(data)
 
     def validate(self) -> None:

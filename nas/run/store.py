@@ -22,7 +22,7 @@ import optuna
 import pandas as pd
 from optuna.trial import FrozenTrial, TrialState
 
-from nas._io import write_atomic
+from nas._io import file_lock, write_atomic
 from nas.objectives import MetricProvider, ObjectiveSet
 from nas.pareto import hypervolume
 from nas.run.config import RunConfig, RunConfigError
@@ -57,18 +57,6 @@ def _pid_alive(pid: int) -> bool:
     except PermissionError:
         return True
     return True
-
-
-@contextmanager
-def file_lock(path: Path) -> Iterator[None]:
-    """An exclusive lock on `path` (created if missing) for the duration: serialises the workers of a
-    run directory."""
-    with open(path, "a") as fh:
-        fcntl.flock(fh, fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(fh, fcntl.LOCK_UN)
 
 
 class RunStore:
@@ -124,7 +112,12 @@ class RunStore:
     def study(self) -> optuna.Study:
         """The study (loaded for reading when no search opened it)."""
         if self._study is None:
-            self._study = optuna.load_study(study_name=STUDY_NAME, storage=self._storage())
+            if self.config.storage is None and not (self.directory / STUDY_FILE).is_file():
+                raise RunConfigError(f"{self.directory} has no {STUDY_FILE}; it holds no search to read")
+            try:
+                self._study = optuna.load_study(study_name=STUDY_NAME, storage=self._storage())
+            except KeyError:
+                raise RunConfigError(f"{self.directory}: storage {self.storage_url} holds no study {STUDY_NAME!r}") from None
         return self._study
 
     @property

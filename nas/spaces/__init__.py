@@ -17,6 +17,7 @@ from nas.registry import Registry, UnknownNameError
 from nas.spaces.base import Arch, Decision, InvalidArchError, LayerSignature, SearchSpace
 from nas.spaces.fbnet import FBNetSpace
 from nas.spaces.nb201 import NB201Space
+from nas.spaces.ofa_mbv3 import OFAMobileNetV3Space
 
 __all__ = [
     "Arch",
@@ -25,6 +26,7 @@ __all__ = [
     "InvalidArchError",
     "LayerSignature",
     "NB201Space",
+    "OFAMobileNetV3Space",
     "SearchSpace",
     "families",
     "get_space",
@@ -35,6 +37,7 @@ __all__ = [
 families: Registry[type[SearchSpace]] = Registry("space family")
 families.add("nb201", NB201Space)
 families.add("fbnet", FBNetSpace)
+families.add("ofa_mbv3", OFAMobileNetV3Space)
 
 
 def spaces_dir() -> Path:

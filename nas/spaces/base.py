@@ -165,6 +165,9 @@ class SearchSpace(ABC):
     name: str
     #: Reference input settings by name (`cifar10: {num_classes: 10, input_size: 32}`), from the YAML.
     datasets: dict[str, dict[str, int]]
+    #: Columns a published table keys architectures by when it has no single arch string (OFA's `ks`,
+    #: `e`, `d`, `r`); their values joined by `|` are the space's string.
+    table_columns: tuple[str, ...] = ()
 
     @property
     @abstractmethod
@@ -315,6 +318,11 @@ class SearchSpace(ABC):
             raise ValueError(f"space {self.name!r} has no dataset {dataset!r}; expected one of {sorted(self.datasets)}") from None
         size = int(info["input_size"])
         return InputSpec(int(info.get("channels", 3)), size, size, int(info["num_classes"]))
+
+    def input_size(self, arch: Mapping[str, Choice]) -> int | None:
+        """The input resolution `arch` itself decides (elastic-resolution spaces such as OFA's), or None
+        when the data decides it; training and measurement resize inputs to it."""
+        return None
 
     def _resolve_input(self, input_spec: InputSpec | None, dataset: str | None, num_classes: int | None) -> InputSpec:
         """`input_spec` if given, else the dataset setting's, with `num_classes` overriding its classes."""

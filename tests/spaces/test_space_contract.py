@@ -8,7 +8,7 @@ import pytest
 import torch
 
 from nas.spaces import get_space, space_names
-from nas.spaces.base import LIST_LIMIT, Arch, InputSpec, InvalidArchError, SpaceTooLargeError
+from nas.spaces.base import LIST_LIMIT, Arch, InputSpec, InvalidArchError, SearchSpace, SpaceTooLargeError
 
 SPACES = space_names()
 
@@ -24,7 +24,7 @@ def samples(space, n=12, seed=0):
 
 
 def test_every_registered_space_is_in_the_suite():
-    assert {"nb201", "fbnet"} <= set(SPACES)
+    assert {"nb201", "fbnet", "ofa_mbv3", "ofa_mbv3_small"} <= set(SPACES)
 
 
 def test_decisions_have_unique_names_and_choices(space):
@@ -62,16 +62,24 @@ def test_canonical_is_valid_idempotent_and_keeps_what_runs(space):
 
 
 def test_mutate_neighbours_and_crossover_stay_in_the_space(space):
+    """Mutation changes `n` decisions (a space with switched-off choices may reset those too, and then
+    names the network canonically); neighbours are distinct networks one decision away."""
     rng = np.random.default_rng(1)
-    a, b = samples(space, 2, seed=2)
-    for n in (1, 2):
-        child = space.mutate(a, rng, n_changes=n)
-        assert space.is_valid(child) and sum(child[k] != a[k] for k in a) == n
-    neighbours = space.neighbours(a)
-    assert len(neighbours) == sum(len(d.choices) - 1 for d in space.decisions)
-    assert all(sum(x[k] != a[k] for k in a) == 1 for x in neighbours[:50])
-    mixed = space.crossover(a, b, rng)
-    assert all(mixed[k] in (a[k], b[k]) for k in a)
+    own_moves = type(space).mutate is not SearchSpace.mutate
+    for a, b in zip(samples(space, 10, seed=2), samples(space, 10, seed=3)):
+        for n in (1, 2):
+            child = space.mutate(a, rng, n_changes=n)
+            changed = sum(child[k] != a[k] for k in a)
+            assert space.is_valid(child) and (changed >= 1 if own_moves else changed == n)
+            if own_moves:  # spaces that move between canonical archs never propose a second name of one network
+                assert space.canonical(child) == child and child != a
+        neighbours = space.neighbours(a)
+        assert neighbours and len(set(neighbours)) == len(neighbours) and a not in neighbours
+        if not own_moves:
+            assert len(neighbours) == sum(len(d.choices) - 1 for d in space.decisions)
+            assert all(sum(x[k] != a[k] for k in a) == 1 for x in neighbours[:50])
+        mixed = space.crossover(a, b, rng)
+        assert space.is_valid(mixed) and all(mixed[k] in (a[k], b[k], space.canonical(mixed)[k]) for k in a)
 
 
 def test_every_encoding_is_a_deterministic_matrix_and_integer_round_trips(space):
@@ -109,15 +117,19 @@ def test_graph_is_a_dag_from_input_to_output_with_an_op_on_every_node(space):
 @pytest.mark.parametrize("spec", [InputSpec(1, 8, 8, 7), InputSpec(3, 16, 16, 12)])
 def test_build_takes_channels_size_and_classes_from_the_input_spec(space, spec):
     arch = samples(space, 1, seed=5)[0]
+    size = space.input_size(arch) or spec.height
     torch.manual_seed(0)
     module = space.build(arch, spec).eval()
     with torch.no_grad():
-        out = module(torch.randn(2, spec.channels, spec.height, spec.width))
+        out = module(torch.randn(2, spec.channels, size, size))
     assert out.shape == (2, spec.classes)
     first_conv = next(m for m in module.modules() if isinstance(m, torch.nn.Conv2d))
     assert first_conv.in_channels == spec.channels
     layers = space.layers(arch, input_spec=spec)
-    assert layers[0].in_shape == spec.shape and layers[-1].out_channels == spec.classes
+    assert layers[0].in_shape == (1, spec.channels, size, size) and layers[-1].out_channels == spec.classes
+    from nas.cost.counts import layer_params
+
+    assert sum(layer_params(sig) for sig in layers) == sum(p.numel() for p in module.parameters())
 
 
 def test_decision_lookup_is_by_name(space):
