@@ -242,8 +242,8 @@ def summary() -> str:
             f"| digits (mean of seeds) vs NB201 200-epoch CIFAR-10 validation | {_tau(mean, p.table_accuracy):.3f} |",
             f"| seed 0 vs seed 1, the upper half by table accuracy ({len(top)} archs, table >= {top.table_accuracy.min():.1f} %) | {_tau(top[0], top[1]):.3f} |",
             f"| digits vs table, the upper half | {_tau((top[0] + top[1]) / 2, top.table_accuracy):.3f} |", "",
-            "Validation accuracy on digits (%, mean of seeds): " + ", ".join(f"{k} {v:.1f}" for k, v in zip(["min", "p10", "p25", "median", "p75", "p90", "max"], q)),
-            f"; mean |seed 0 - seed 1| = {np.abs(p[0] - p[1]).mean():.2f} points.", "",
+            "Validation accuracy on digits (%, mean of seeds): " + ", ".join(f"{k} {v:.1f}" for k, v in zip(["min", "p10", "p25", "median", "p75", "p90", "max"], q))
+            + f"; mean |seed 0 - seed 1| = {np.abs(p[0] - p[1]).mean():.2f} points.", "",
         ]
     path = RESULTS / "training_halving.csv"
     if path.is_file():

@@ -21,6 +21,7 @@ from nas.spaces.base import SearchSpace
 from nas.strategies._base import CONSTRAINTS_ATTR, ArchSampler, History, SearchContext, space_distributions
 from nas.strategies._aging import AgingEvolutionSampler
 from nas.strategies._bayesian import BayesianSampler
+from nas.strategies._constrained_evolution import EvolutionResult, constrained_evolution
 from nas.strategies._local import LocalSearchSampler
 from nas.strategies._rl import PolicyGradientSampler
 from nas.strategies._evolution import EvolutionSampler
@@ -33,10 +34,12 @@ __all__ = [
     "PolicyGradientSampler",
     "BayesianSampler",
     "CONSTRAINTS_ATTR",
+    "EvolutionResult",
     "EvolutionSampler",
     "History",
     "RandomArchSampler",
     "SearchContext",
+    "constrained_evolution",
     "StrategyInfo",
     "make_strategy",
     "space_distributions",

@@ -223,3 +223,16 @@ def test_supernet_evaluator_errors_are_one_line(tmp_path, no_data_dir):
     config = RunConfig(space="ofa_mbv3_small", dataset="digits", objectives=["accuracy:max", "params:min"], accuracy=f"supernet:{tmp_path}", budget=2)
     with pytest.raises(ValueError, match="holds no trained supernet"):
         Run.open(tmp_path / "r", config)
+
+
+def test_supernet_search_finds_the_best_predicted_subnet_under_a_cost_bound(trained):
+    out, _, _ = trained
+    result = CliRunner().invoke(app, ["supernet", "search", "--supernet", str(out), "--space", "ofa_mbv3_small", "-c", "flops<=2", "--samples", "24", "--generations", "5", "--population", "20"])
+    assert result.exit_code == 0, result.output
+    arch = SPACE.from_string(result.output.splitlines()[0].strip())
+    from nas.cost.counts import CountProvider
+
+    assert CountProvider("flops", SPACE, dataset="digits").evaluate([arch])[0] <= 2
+    assert "predicted accuracy" in result.output and "inherited" in result.output
+    bad = CliRunner().invoke(app, ["supernet", "search", "--supernet", str(out), "-c", "flops<=0.0001", "--samples", "24"])
+    assert bad.exit_code == 2 and "relax the bound" in " ".join(bad.output.split())

@@ -129,3 +129,19 @@ def test_strategy_works_on_a_space_too_large_to_list(name):
         study.tell(trial, (float(idx.sum()), float(((8 - idx) ** 2).sum())))
         proposed.append(FBNET.to_string(arch))
     assert len(set(proposed)) == 25
+
+
+def test_constrained_evolution_keeps_the_bound_is_seeded_and_beats_random_sampling():
+    from nas.strategies import constrained_evolution
+
+    idx = lambda archs: SPACE.encode(list(archs), "integer").astype(float)  # noqa: E731
+    score = lambda archs: idx(archs) @ np.array([3.0, -1.0, 2.0, 1.0, -2.0, 1.5])  # noqa: E731
+    cost = lambda archs: idx(archs).sum(axis=1)  # noqa: E731
+    a = constrained_evolution(SPACE, score, cost, bound=9, seed=1, population=30, generations=15)
+    b = constrained_evolution(SPACE, score, cost, bound=9, seed=1, population=30, generations=15)
+    assert a.arch == b.arch and a.cost <= 9
+    every = SPACE.enumerate()
+    feasible = cost(every) <= 9
+    assert a.score >= np.quantile(score(every)[feasible], 0.99)
+    with pytest.raises(ValueError, match="relax the bound"):
+        constrained_evolution(SPACE, score, cost, bound=-1, seed=0)
