@@ -67,14 +67,14 @@ class Run:
                 raise RunConfigError(f"{directory} is not a nas run directory (no {CONFIG_FILE})")
             config = stored
         config.validate()
+        space = get_space(config.space)
+        config.resolve_dataset(space.datasets, space.name)
         if stored is not None:
+            stored.resolve_dataset(space.datasets, space.name)
             diff = config.differences(stored)
             if diff:
                 detail = ", ".join(f"{k}: {getattr(stored, k)!r} -> {getattr(config, k)!r}" for k in diff)
                 raise RunConfigError(f"run directory {directory} holds a different search ({detail}); refusing to overwrite, choose a new --out")
-        space = get_space(config.space)
-        if config.dataset not in space.datasets:
-            raise RunConfigError(f"space {space.name!r} has no dataset {config.dataset!r}; expected one of {sorted(space.datasets)}")
         run = cls(directory, config, space=space)
         if not for_search:
             if stored is None:

@@ -23,7 +23,8 @@ class RunConfigError(ValueError):
 class RunConfig:
     """Everything that defines a search; stored as `config.yaml` in the run directory.
 
-    Keys: `space`; `dataset` (the space's reference setting: tables, LUTs); `objectives`, `constraints`;
+    Keys: `space`; `dataset` (the space's reference setting: tables, LUTs; default its first);
+    `objectives`, `constraints`;
     `strategy`, `strategy_options`; `mode`, `mode_options`; `budget` (trials, pruned ones included);
     `seed`; `data_dir` (benchmark tables); `storage` (Optuna storage URL); `accuracy` (an evaluator spec:
     `table`, `csv:PATH`, `train:DATA`, `predictor:MODEL[:ENCODING]`, `zero_cost:PROXY`) and
@@ -38,7 +39,7 @@ class RunConfig:
     """
 
     space: str = "nb201"
-    dataset: str = "cifar10"
+    dataset: str | None = None
     objectives: list[str] = field(default_factory=lambda: ["accuracy:max", "params:min"])
     constraints: list[str] = field(default_factory=list)
     strategy: str = "evolution"
@@ -132,6 +133,13 @@ class RunConfig:
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
+
+    def resolve_dataset(self, datasets: Mapping[str, Any], space: str) -> None:
+        """Fill in the space's first dataset setting when none was given; refuse one it lacks."""
+        if self.dataset is None:
+            self.dataset = next(iter(datasets))
+        elif self.dataset not in datasets:
+            raise RunConfigError(f"space {space!r} has no dataset {self.dataset!r}; expected one of {sorted(datasets)}")
 
     def differences(self, other: RunConfig) -> list[str]:
         mine, theirs = self.to_dict(), other.to_dict()

@@ -42,7 +42,7 @@ def _resolve(space: SearchSpace, config: RunConfig, metrics: Sequence[str]) -> d
             spec=spec,
             argument=parse_spec(spec)[1],
             space=space,
-            dataset=config.dataset,
+            dataset=config.dataset or next(iter(space.datasets)),
             data_dir=config.data_dir,
             objectives=objectives,
             budget=config.budget,

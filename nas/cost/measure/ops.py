@@ -111,10 +111,33 @@ def _linear(sig: LayerSignature) -> tuple[nn.Module, tuple[torch.Tensor, ...]]:
     return nn.Linear(sig.in_shape[1], sig.out_channels, bias=sig.bias), (torch.randn(*sig.in_shape),)
 
 
+def _hswish(sig: LayerSignature) -> tuple[nn.Module, tuple[torch.Tensor, ...]]:
+    return nn.Hardswish(inplace=False), (_image(sig),)
+
+
+def _hsigmoid(sig: LayerSignature) -> tuple[nn.Module, tuple[torch.Tensor, ...]]:
+    return nn.Hardsigmoid(inplace=False), (_image(sig),)
+
+
+class ChannelScale(nn.Module):
+    """A feature map times one value per channel (squeeze-excite's scale: `mul`, `in_shape` the map)."""
+
+    def forward(self, x: torch.Tensor, scale: torch.Tensor) -> torch.Tensor:
+        return x * scale
+
+
+def _mul(sig: LayerSignature) -> tuple[nn.Module, tuple[torch.Tensor, ...]]:
+    x = _image(sig)
+    return ChannelScale(), (x, torch.rand(sig.in_shape[0], sig.in_shape[1], 1, 1))
+
+
 _BUILDERS: dict[str, Callable[[LayerSignature], tuple[nn.Module, tuple[torch.Tensor, ...]]]] = {
     "conv": _conv,
     "bn": _bn,
     "relu": _relu,
+    "hswish": _hswish,
+    "hsigmoid": _hsigmoid,
+    "mul": _mul,
     "avgpool": _avgpool,
     "add": _add,
     "global_avgpool": _global_avgpool,
