@@ -187,7 +187,7 @@ def test_pruners_stop_weak_trials_on_their_curves_and_pruned_trials_count_agains
         assert curves and curves[0].directions[0].name == "MAXIMIZE"
 
 
-def test_pareto_halving_keeps_a_slow_learner_that_is_cheapest():
+def test_pareto_halving_trains_out_the_front_of_each_rung_and_stops_dominated_trials():
     from nas.accuracy.pruning import ParetoHalvingPruner
 
     import optuna
@@ -202,7 +202,7 @@ def test_pareto_halving_keeps_a_slow_learner_that_is_cheapest():
         study._storage.set_trial_intermediate_value(t._trial_id, 1, accuracy)
         trials.append(t)
     verdicts = [pruner.should_prune(study, t, 1, 0.0) for t in trials]
-    assert verdicts == [False, True, True, False]  # the best 2 of 4: the most accurate and the cheapest
+    assert verdicts == [False, False, True, False]  # the rung's front goes on, slow but cheap included; (85, 2.0) is dominated
 
 
 def test_resume_with_other_data_or_recipe_is_refused_and_nothing_is_overwritten(tmp_path):
