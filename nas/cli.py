@@ -64,7 +64,12 @@ def _print_estimate_notes(provenance: dict[str, Any]) -> None:
             console.print(f"note: {metric} is an estimate ({info.get('note') or info.get('method', 'modelled')})", highlight=False, soft_wrap=True)
 
 
+#: Columns kept in `pareto.csv` but left out of the printed front (paths and bookkeeping).
+_UNPRINTED = ("weights", "train_seconds", "epochs")
+
+
 def _print_frame(frame: Any, title: str) -> None:
+    frame = frame.drop(columns=[c for c in _UNPRINTED if c in frame.columns])
     table = Table(title=title, show_lines=False)
     for column in frame.columns:
         table.add_column(str(column), overflow="fold")
