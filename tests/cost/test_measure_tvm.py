@@ -20,7 +20,9 @@ from nas.cost.measure._tvm import (  # noqa: E402
     TVMBackend,
     _import_torch,
     _prepare,
+    cpu_flags,
     load_database,
+    masked_features,
     save_database,
     use_threads,
 )
@@ -268,3 +270,27 @@ def test_a_kernel_its_anchor_schedule_does_not_fit_is_tuned_as_it_is_once(tmp_pa
         assert np.abs(runner.numpy()[0] - lone(*inputs).numpy()).max() < 1e-4
     backend.compile(lone, inputs)
     assert backend.last_tuned_tasks == [] and backend.last_default_kernels == []
+
+
+def test_features_a_cpu_model_implies_but_the_cpu_hides_are_switched_off(tmp_path: Path) -> None:
+    # A Zen 4 guest whose hypervisor hides AVX-512: LLVM's `znver4` implies it, the flags do not list it.
+    cpuinfo = tmp_path / "cpuinfo"
+    cpuinfo.write_text("processor\t: 0\nflags\t\t: fpu sse4_1 avx avx2 fma bmi1 bmi2 f16c avx_vnni vaes vpclmulqdq\n")
+    flags = cpu_flags(cpuinfo)
+    implied = {"avx", "avx2", "avx512f", "avx512vnni", "avxvnni", "fma", "bmi", "bmi2", "gfni", "vaes", "macrofusion", "sse4.1"}
+    assert masked_features(implied, flags) == ["avx512f", "avx512vnni", "gfni"]
+    assert masked_features(implied, set()) == []  # unreadable flags: trust LLVM
+    assert cpu_flags(tmp_path / "missing") == set()
+
+
+def test_the_host_target_and_database_name_carry_the_masked_features() -> None:
+    import tvm
+
+    backend = TVMBackend()
+    attrs = backend.target_attrs()
+    implied = tvm.target.codegen.llvm_get_cpu_features(tvm.target.Target({"kind": "llvm", "mcpu": attrs["mcpu"]}))
+    masked = masked_features(implied, cpu_flags())
+    assert attrs.get("mattr", []) == [f"-{name}" for name in masked]
+    plain = f"llvm-{attrs['mcpu']}-1t"
+    assert (backend.database_dir().name != plain) == bool(masked)
+    assert TVMBackend(mcpu="x86-64").target_attrs() == {"kind": "llvm", "mcpu": "x86-64"}

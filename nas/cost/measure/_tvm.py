@@ -32,6 +32,7 @@ so its latency ranking differs from PyTorch eager. Why the care below:
 
 from __future__ import annotations
 
+import hashlib
 import json
 import logging
 import os
@@ -78,6 +79,49 @@ def default_tune_trials() -> int:
         return int(text)
     except ValueError:
         raise ValueError(f"NAS_TVM_TUNE_TRIALS must be an integer, got {text!r}") from None
+
+
+#: Prefixes and names of LLVM x86 instruction-set features that `/proc/cpuinfo` lists under the same name
+#: (once `_`, `-` and `.` are dropped); only these are checked, so a tuning flag is never switched off.
+_CHECKED_FEATURE_PREFIXES = ("avx", "amx")
+_CHECKED_FEATURES = {"gfni", "vaes", "vpclmulqdq", "fma", "f16c", "bmi", "bmi2", "movbe", "adx"}
+_FEATURE_FLAG_ALIASES = {"bmi": "bmi1"}
+
+
+def cpu_flags(path: str | Path = "/proc/cpuinfo") -> set[str]:
+    """The CPU's instruction-set flags as the kernel reports them; empty where that file does not exist."""
+    try:
+        text = Path(path).read_text()
+    except OSError:
+        return set()
+    for line in text.splitlines():
+        key, _, value = line.partition(":")
+        if key.strip() == "flags":
+            return set(value.split())
+    return set()
+
+
+def masked_features(implied: set[str] | Sequence[str], flags: set[str]) -> list[str]:
+    """Features that LLVM assumes for a CPU model but the CPU does not enable, sorted.
+
+    Why: LLVM names the host CPU by family and model (e.g. `znver4`), and that name implies AVX-512; a
+    hypervisor may hide AVX-512 from the guest all the same (seen on a CI machine: family 25 model 17,
+    no `avx512*` flag), and code compiled for the name then dies with an illegal instruction.
+    """
+    if not flags:
+        return []
+    have = {_normalise(flag) for flag in flags}
+    out = []
+    for name in implied:
+        if not (name.startswith(_CHECKED_FEATURE_PREFIXES) or name in _CHECKED_FEATURES):
+            continue
+        if _normalise(_FEATURE_FLAG_ALIASES.get(name, name)) not in have:
+            out.append(name)
+    return sorted(out)
+
+
+def _normalise(name: str) -> str:
+    return name.lower().replace("_", "").replace("-", "").replace(".", "")
 
 
 def use_threads(threads: int) -> None:
@@ -178,13 +222,36 @@ class TVMBackend:
         tvm = _require_tvm()
         return str(tvm.target.Target.from_device(tvm.cpu()).attrs.get("mcpu", "generic"))
 
+    def host_mattr(self) -> list[str]:
+        """LLVM features to switch off: those `mcpu` implies that this CPU does not enable (see `masked_features`).
+
+        Empty when the user named `mcpu` (they chose the target) or the CPU's flags cannot be read.
+        """
+        if self.mcpu:
+            return []
+        tvm = _require_tvm()
+        from tvm.target import codegen
+
+        mcpu = self.host_mcpu()
+        implied = codegen.llvm_get_cpu_features(tvm.target.Target({"kind": "llvm", "mcpu": mcpu}))
+        return [f"-{name}" for name in masked_features(implied, cpu_flags())]
+
+    def target_attrs(self) -> dict[str, Any]:
+        attrs: dict[str, Any] = {"kind": "llvm", "mcpu": self.host_mcpu()}
+        mattr = self.host_mattr()
+        if mattr:
+            attrs["mattr"] = mattr
+        return attrs
+
     def target(self, threads: int = 1) -> Any:
         tvm = _require_tvm()
-        return tvm.target.Target({"kind": "llvm", "mcpu": self.host_mcpu(), "num-cores": int(threads)})
+        return tvm.target.Target({**self.target_attrs(), "num-cores": int(threads)})
 
     def database_dir(self, threads: int = 1) -> Path:
-        """Tuned schedules depend on the CPU and the thread count, so each pair has its own database."""
-        return (self.work_dir or default_work_dir()) / f"llvm-{self.host_mcpu()}-{threads}t"
+        """Tuned schedules depend on the CPU, its enabled features and the thread count: each has its own database."""
+        mattr = self.host_mattr()
+        features = "-" + hashlib.sha1(",".join(mattr).encode()).hexdigest()[:8] if mattr else ""
+        return (self.work_dir or default_work_dir()) / f"llvm-{self.host_mcpu()}{features}-{threads}t"
 
     # --- protocol ---------------------------------------------------------------------------------
     def compile(self, module: Any, example_inputs: tuple[Any, ...], *, threads: int = 1) -> Callable[[], Any]:
@@ -209,7 +276,7 @@ class TVMBackend:
         out = {
             "tvm": tvm.__version__,
             "tvm_ffi": tvm_ffi.__version__,
-            "target": json.dumps({"kind": "llvm", "mcpu": self.host_mcpu()}),
+            "target": json.dumps(self.target_attrs()),
             "pipeline": "relax default + dlight cpu" + (" + meta_schedule" if self.tune_trials else ""),
             "tune_trials": str(self.tune_trials),
         }
