@@ -7,6 +7,8 @@
 | `train:DATA` | measured | training with the run's recipe on a dataset (`nas.accuracy.training`, `nas.data`) |
 | `predictor:MODEL[:ENCODING]` | estimate | a predictor refitted on labels from a measured source (`nas.accuracy.active`) |
 | `zero_cost:PROXY` | estimate | a zero-cost proxy score on one batch (`nas.accuracy.zero_cost`) |
+| `supernet:PATH` | estimate | an OFA sub-network with inherited weights (`nas.accuracy.supernet`) |
+| `supernet-predictor:PATH` | estimate | OFA's accuracy predictor fitted on supernet scores |
 
 Heavy modules (torch, scikit-learn models) load inside the factories, so `import nas.accuracy` stays light.
 """
