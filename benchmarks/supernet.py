@@ -5,7 +5,7 @@ Parts (results in `benchmarks/results/supernet_*.csv`; `summary` writes `superne
 
 - `train`: `nas supernet train --space ofa_mbv3_small --data digits` with its defaults (5 epochs per phase,
   all 1,079 training digits, 1 thread); seconds and accuracy of the largest/smallest net per phase.
-- `sharing`: 32 sub-networks spanning the space (the smallest, the largest, and 30 at evenly spaced FLOPs
+- `sharing`: `--subnets` (32) sub-networks spanning the space (the smallest, the largest, and the rest at evenly spaced FLOPs
   quantiles of 4,000 random ones): inherited validation accuracy after every phase (BatchNorm
   recalibrated on 4 batches), and the accuracy of the same sub-network trained stand-alone from scratch
   with the same recipe for the same number of epochs the supernet trained (6 phases x 5). Kendall tau
@@ -86,10 +86,10 @@ def _standalone(jobs: list[str], out: Path, epochs: int) -> None:
         result = train_arch(space, space.from_string(text), data, recipe, seed=0)
         rows.append({"arch": text, "standalone_accuracy": result.accuracy, "standalone_test_accuracy": result.test_accuracy, "standalone_seconds": time.perf_counter() - start})
         print(json.dumps(rows[-1]), flush=True)
-    out.write_text(json.dumps(rows))
+        out.write_text(json.dumps(rows))  # after each net: a kill keeps what was trained
 
 
-def sharing(workdir: Path) -> pd.DataFrame:
+def sharing(workdir: Path, subnets: int = 32) -> pd.DataFrame:
     import torch
 
     from nas.accuracy.supernet.train import SupernetSettings, evaluate_subnet, load_supernet, phase_names
@@ -101,7 +101,7 @@ def sharing(workdir: Path) -> pd.DataFrame:
     recipe = Recipe.from_mapping(manifest["recipe"])
     settings = SupernetSettings.from_mapping(manifest["settings"], space)
     data = load_prepared("digits", recipe)
-    archs = spanning_subnets()
+    archs = spanning_subnets(subnets - 2)
     total_epochs = sum(h["epochs"] for h in manifest["history"])
     texts = [space.to_string(a) for a in archs]
     procs, outs = [], []
@@ -233,6 +233,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("parts", nargs="+", choices=["train", "sharing", "cost", "search", "summary", "_standalone"])
     parser.add_argument("--workdir", type=Path, default=Path("runs/bench_supernet"))
+    parser.add_argument("--subnets", type=int, default=32, help="sub-networks the sharing part trains stand-alone")
     parser.add_argument("--jobs"), parser.add_argument("--out", type=Path), parser.add_argument("--epochs", type=int)
     args = parser.parse_args()
     RESULTS.mkdir(exist_ok=True)
@@ -242,8 +243,10 @@ def main() -> None:
             _standalone(json.loads(args.jobs), args.out, args.epochs)
         elif part == "summary":
             print(summary())
+        elif part == "sharing":
+            sharing(args.workdir, args.subnets)
         else:
-            {"train": train, "sharing": sharing, "cost": cost, "search": search}[part](args.workdir)
+            {"train": train, "cost": cost, "search": search}[part](args.workdir)
 
 
 if __name__ == "__main__":

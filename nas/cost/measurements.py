@@ -97,8 +97,8 @@ def read_measurements(path: str | Path, space: SearchSpace) -> Measurements:
         frame[ARCH_COLUMN] = frame[list(space.table_columns)].astype(str).agg("|".join, axis=1)
         keys = ID_COLUMNS | set(space.table_columns)
     if ARCH_COLUMN not in frame.columns:
-        columns = f"an {ARCH_COLUMN!r} column" + (f" (or {', '.join(space.table_columns)})" if space.table_columns else "")
-        raise MeasurementError(f"{path} has no {columns}; its columns are {', '.join(map(str, frame.columns))}")
+        alternative = f" (or the columns {', '.join(space.table_columns)})" if space.table_columns else ""
+        raise MeasurementError(f"{path} has no {ARCH_COLUMN!r} column{alternative}; its columns are {', '.join(map(str, frame.columns))}")
     if frame[ARCH_COLUMN].isna().any():
         i = int(np.flatnonzero(frame[ARCH_COLUMN].isna())[0])
         raise MeasurementError(f"{path} line {i + 2}: empty {ARCH_COLUMN}")

@@ -26,8 +26,9 @@ def _every_op_signature() -> list[LayerSignature]:
 
 
 def test_every_operator_of_a_network_builds_with_the_shape_the_next_layer_expects():
+    # NB201 lists every operator but the MBConv ones, whose shapes `tests/cost/test_ofa_costs.py` checks.
     layers = _every_op_signature()
-    assert {sig.op for sig in layers} == set(KNOWN_OPS)
+    assert {sig.op for sig in layers} == set(KNOWN_OPS) - {"hswish", "hsigmoid", "mul"}
     for sig in layers:
         module, inputs = module_for_signature(sig)
         out = module(*inputs)
@@ -55,8 +56,8 @@ def test_a_constant_add_is_timed_as_a_tensor_plus_a_fixed_constant():
 
 
 def test_an_unknown_operator_is_a_one_line_error_listing_the_known_ones():
-    with pytest.raises(UnknownOperatorError, match=r"unknown op 'hswish'; expected one of \['add', 'avgpool'") as info:
-        module_for_signature(LayerSignature("hswish", (1, 4, 8, 8), out_channels=4))
+    with pytest.raises(UnknownOperatorError, match=r"unknown op 'gelu'; expected one of \['add', 'avgpool'") as info:
+        module_for_signature(LayerSignature("gelu", (1, 4, 8, 8), out_channels=4))
     assert "\n" not in str(info.value)
 
 
@@ -107,8 +108,8 @@ def test_a_fresh_process_measures_and_reports_progress():
 
 
 def test_an_input_error_inside_a_fresh_process_comes_back_as_one_line():
-    bad = [LayerSignature("hswish", (1, 4, 8, 8), out_channels=4)]
-    with pytest.raises(MeasurementInputError, match="unknown op 'hswish'") as info:
+    bad = [LayerSignature("gelu", (1, 4, 8, 8), out_channels=4)]
+    with pytest.raises(MeasurementInputError, match="unknown op 'gelu'") as info:
         run_fresh(time_signatures, ("torch", bad, 1, FAST, 0))
     assert "\n" not in str(info.value)
 
