@@ -10,6 +10,7 @@ import time
 import numpy as np
 import pandas as pd
 import pytest
+import optuna
 import yaml
 from optuna.trial import TrialState
 
@@ -35,6 +36,7 @@ def test_search_writes_a_front_of_nondominated_feasible_archs(tmp_path, no_data_
     F = np.c_[-trials["accuracy"], trials["flops"]]
     assert set(trials.loc[pareto_mask(F), "arch"]) == set(front["arch"])
     assert (tmp_path / "r" / "config.yaml").is_file() and (tmp_path / "r" / "study.db").is_file()
+    assert optuna.load_study(study_name=run.study.study_name, storage=run.store.storage_url).metric_names == ["accuracy", "flops"]
 
 
 def test_each_trial_stores_arch_metrics_and_provenance(tmp_path, no_data_dir):

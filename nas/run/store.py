@@ -12,6 +12,7 @@ import fcntl
 import json
 import os
 import socket
+import warnings
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from pathlib import Path
@@ -92,6 +93,10 @@ class RunStore:
             study_name=STUDY_NAME, storage=self._storage(), sampler=sampler, directions=self.objectives.optuna_directions, load_if_exists=True
         )
         pins = json.loads(json.dumps({m: p.pins() for m, p in providers.items()}, sort_keys=True, default=str))
+        if study.metric_names is None:  # optuna-dashboard and optuna.visualization label axes with these
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+                study.set_metric_names(self.objectives.names)
         if "nas:config" not in study.user_attrs:
             study.set_user_attr("nas:config", self.config.to_dict())
             study.set_user_attr("nas:provenance", json.loads(json.dumps({m: p.provenance() for m, p in providers.items()}, default=str)))
