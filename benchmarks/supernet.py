@@ -10,13 +10,15 @@ Parts (results in `benchmarks/results/supernet_*.csv`; `summary` writes `superne
   recalibrated on 4 batches), and the accuracy of the same sub-network trained stand-alone from scratch
   with the same recipe for the same number of epochs the supernet trained (6 phases x 5). Kendall tau
   per phase. Writes `supernet_weight_sharing.csv` (`arch`, `inherited_accuracy`, `standalone_accuracy`, ...).
+- `noise`: the same sub-networks stand-alone again with seed 1 (`supernet_standalone_seed1.csv`): the
+  seed-to-seed Kendall tau is the most any ranking can reach against one stand-alone seed.
 - `cost`: seconds to score one sub-network with inherited weights, to fit the predictor on 400 scores, per
   candidate with the predictor, and for a constrained search (`nas supernet search`) to its answer.
 - `search`: `nas search --accuracy supernet:SN --objectives accuracy:max,flops:min --strategy evolution
   --budget 300`; its front's best members fine-tuned (`nas train --init supernet:SN`) and trained from
   scratch, next to their inherited accuracy.
 
-    python benchmarks/supernet.py train sharing cost search summary   # ~1.5 h here
+    python benchmarks/supernet.py train sharing noise cost search summary   # ~2.5 h here
 """
 
 from __future__ import annotations
@@ -73,8 +75,8 @@ def spanning_subnets(n: int = 30, seed: int = 0) -> list:
     return list(dict.fromkeys([smallest, *picks, space.canonical(largest)]))
 
 
-def _standalone(jobs: list[str], out: Path, epochs: int) -> None:
-    """Child: train `jobs` (arch strings) from scratch and write their accuracies to `out` (JSON)."""
+def _standalone(jobs: list[str], out: Path, epochs: int, seed: int = 0) -> None:
+    """Child: train `jobs` (arch strings) from scratch with `seed` and write their accuracies to `out` (JSON)."""
     from nas.accuracy.training import Recipe, load_prepared, train_arch
 
     space = _space()
@@ -83,7 +85,7 @@ def _standalone(jobs: list[str], out: Path, epochs: int) -> None:
     rows = []
     for text in jobs:
         start = time.perf_counter()
-        result = train_arch(space, space.from_string(text), data, recipe, seed=0)
+        result = train_arch(space, space.from_string(text), data, recipe, seed=seed)
         rows.append({"arch": text, "standalone_accuracy": result.accuracy, "standalone_test_accuracy": result.test_accuracy, "standalone_seconds": time.perf_counter() - start})
         print(json.dumps(rows[-1]), flush=True)
         out.write_text(json.dumps(rows))  # after each net: a kill keeps what was trained
@@ -132,6 +134,25 @@ def sharing(workdir: Path, subnets: int = 32) -> pd.DataFrame:
     return frame
 
 
+def noise(workdir: Path) -> pd.DataFrame:
+    """The same sub-networks as `sharing`, trained stand-alone again with seed 1: how well stand-alone
+    training ranks them against itself, the ceiling for any inherited ranking on this data."""
+    frame = pd.read_csv(RESULTS / "supernet_weight_sharing.csv")
+    texts, epochs = frame["arch"].tolist(), int(frame["standalone_epochs"].iloc[0])
+    procs, outs = [], []
+    for w in range(2):
+        out = workdir / f"standalone_seed1_{w}.json"
+        outs.append(out)
+        procs.append(subprocess.Popen([sys.executable, __file__, "_standalone", "--jobs", json.dumps(texts[w::2]), "--out", str(out), "--epochs", str(epochs), "--seed", "1"]))
+    for p in procs:
+        if p.wait() != 0:
+            raise SystemExit("a stand-alone training worker failed")
+    rows = [r for out in outs for r in json.loads(out.read_text())]
+    seed1 = pd.DataFrame(rows).rename(columns=lambda c: c.replace("standalone_", "seed1_") if c != "arch" else c)
+    seed1.to_csv(RESULTS / "supernet_standalone_seed1.csv", index=False)
+    return seed1
+
+
 def cost(workdir: Path) -> pd.DataFrame:
     from nas.accuracy.supernet import SupernetAccuracy, SupernetPredictor
 
@@ -165,7 +186,6 @@ def cost(workdir: Path) -> pd.DataFrame:
 
 
 def search(workdir: Path) -> pd.DataFrame:
-    space = _space()
     sn, run = workdir / "sn", workdir / "ofa_run"
     cmd = [sys.executable, "-m", "nas.cli", "search", "--space", SPACE_NAME, "--dataset", "digits", "--accuracy", f"supernet:{sn}",
            "--objectives", "accuracy:max,flops:min", "--strategy", "evolution", "--budget", "300", "--seed", "0", "--out", str(run), "--no-progress"]
@@ -213,6 +233,12 @@ def summary() -> str:
         lines += [f"| {p} | {_tau(w[f'inherited_{p}'], w.standalone_accuracy):.3f} | {w[f'inherited_{p}'].median():.1f} |" for p in phases]
         lines += ["", f"Stand-alone accuracy: median {w.standalone_accuracy.median():.1f} % (min {w.standalone_accuracy.min():.1f}, max {w.standalone_accuracy.max():.1f}); "
                   f"Kendall tau of FLOPs vs stand-alone {_tau(w.flops_M, w.standalone_accuracy):.3f} (the proxy baseline).", ""]
+        if (RESULTS / "supernet_standalone_seed1.csv").is_file():
+            both = w.merge(pd.read_csv(RESULTS / "supernet_standalone_seed1.csv"), on="arch")
+            mean = (both.standalone_accuracy + both.seed1_accuracy) / 2
+            lines += [f"Stand-alone again with seed 1 ({len(both)} nets): Kendall tau seed 0 vs seed 1 {_tau(both.standalone_accuracy, both.seed1_accuracy):.3f} "
+                      f"(the ceiling for any ranking on this data); mean |seed difference| {(both.standalone_accuracy - both.seed1_accuracy).abs().mean():.2f} points; "
+                      f"inherited vs the mean of both seeds {_tau(both.inherited_accuracy, mean):.3f}; FLOPs vs that mean {_tau(both.flops_M, mean):.3f}.", ""]
     if (RESULTS / "supernet_cost.csv").is_file():
         c = pd.read_csv(RESULTS / "supernet_cost.csv")
         lines += ["## Cost", "", "| step | seconds |", "|---|---|"] + [f"| {r.what} | {r.seconds:.4g} |" for r in c.itertuples()]
@@ -231,22 +257,22 @@ def summary() -> str:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("parts", nargs="+", choices=["train", "sharing", "cost", "search", "summary", "_standalone"])
+    parser.add_argument("parts", nargs="+", choices=["train", "sharing", "noise", "cost", "search", "summary", "_standalone"])
     parser.add_argument("--workdir", type=Path, default=Path("runs/bench_supernet"))
     parser.add_argument("--subnets", type=int, default=32, help="sub-networks the sharing part trains stand-alone")
-    parser.add_argument("--jobs"), parser.add_argument("--out", type=Path), parser.add_argument("--epochs", type=int)
+    parser.add_argument("--jobs"), parser.add_argument("--out", type=Path), parser.add_argument("--epochs", type=int), parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args()
     RESULTS.mkdir(exist_ok=True)
     args.workdir.mkdir(parents=True, exist_ok=True)
     for part in args.parts:
         if part == "_standalone":
-            _standalone(json.loads(args.jobs), args.out, args.epochs)
+            _standalone(json.loads(args.jobs), args.out, args.epochs, args.seed)
         elif part == "summary":
             print(summary())
         elif part == "sharing":
             sharing(args.workdir, args.subnets)
         else:
-            {"train": train, "cost": cost, "search": search}[part](args.workdir)
+            {"train": train, "noise": noise, "cost": cost, "search": search}[part](args.workdir)
 
 
 if __name__ == "__main__":
