@@ -145,11 +145,28 @@ def search(
     _search_with_progress(run, progress)
     front = run.pareto()
     _print_frame(front, f"Pareto front: {len(front)} architectures ({out / 'pareto.csv'})")
+    _print_best_under_mode(run)
     _print_estimate_notes(run.provenance())
     spent = run.labels_spent()
     if spent is not None:
         console.print(f"true accuracy labels spent: {spent} of {run.label_budget()} ({run.config.accuracy_options.get('labels', 'table')}); other trials carry predicted accuracy")
     _print_training_notes(run)
+
+
+_MODE_COLUMN_MEANING = {"reward": "MnasNet reward, higher is better", "score": "weighted sum of normalised objectives, lower is better", "order": "lexicographic place"}
+
+
+def _print_best_under_mode(run: Any, top: int = 5) -> None:
+    """Scalarized and lexicographic runs prefer one architecture: show the best few and name the best."""
+    ranked = run.ranked()
+    if ranked is None or ranked[1].empty:
+        return
+    column, frame = ranked
+    shown = frame[["arch", column, *run.objectives.names]].head(top)
+    _print_frame(shown, f"Best under the {run.config.mode} mode ({column}: {_MODE_COLUMN_MEANING[column]})")
+    best = frame.iloc[0]
+    values = ", ".join(f"{m}={best[m]:.4g}" for m in run.objectives.names)
+    console.print(f"best: {best['arch']} ({column}={best[column]:.4g}, {values})", highlight=False, soft_wrap=True)
 
 
 def _count_option(text: str, flag: str) -> int:

@@ -118,3 +118,14 @@ def test_hybrid_mode_search_runs_and_still_writes_the_front(tmp_path, no_data_di
     result = invoke("search", "--objectives", "accuracy:max,flops:min", "--mode", "hybrid", "--strategy", "aging", "--option", "population_size=8", "--option", "sample_size=3", "--budget", "20", "--out", str(out), "--no-progress")
     assert result.exit_code == 0, result.output
     assert len(pd.read_csv(out / "pareto.csv")) >= 1
+
+
+def test_scalarized_search_prints_the_reward_column_and_the_single_best_arch(tmp_path, no_data_dir):
+    out = tmp_path / "run"
+    result = invoke("search", "--objectives", "accuracy:max,flops:min", "--mode", "scalarized", "--mode-option", "kind=product",
+                    "--mode-option", "targets=[null,50]", "--budget", "10", "--out", str(out), "--no-progress")
+    assert result.exit_code == 0, result.output
+    best = [line for line in result.output.splitlines() if line.startswith("best: ")]
+    assert len(best) == 1 and "reward=" in best[0]
+    column, ranked = nas.load_run(out).ranked()
+    assert best[0].startswith(f"best: {ranked['arch'].iloc[0]} (reward=")

@@ -198,3 +198,25 @@ def test_a_run_on_a_space_too_large_to_list_searches_and_prices_by_sampling(tmp_
     trials = run.trials()
     assert len(trials) == 12 and trials["feasible"].all() and len(front) >= 1
     assert run.reference is None and run.hypervolume() is None
+
+
+def test_scalarized_product_mode_ranks_feasible_archs_by_the_mnasnet_reward(tmp_path, no_data_dir):
+    config = RunConfig(**{**FLOPS, "strategy": "random"}, budget=12, seed=0, mode="scalarized", mode_options={"kind": "product", "targets": [None, 50.0], "exponent": -0.07})
+    run = Run.open(tmp_path / "r", config)
+    run.search()
+    column, ranked = run.ranked()
+    assert column == "reward" and len(ranked) == run.trials()["arch"].nunique()
+    expected = ranked["accuracy"] * (ranked["flops"] / 50.0) ** -0.07
+    np.testing.assert_allclose(ranked["reward"], expected)
+    assert ranked["reward"].is_monotonic_decreasing
+
+
+def test_lexicographic_mode_orders_by_the_first_objective_then_the_next(tmp_path, no_data_dir):
+    config = RunConfig(**{**FLOPS, "strategy": "random"}, budget=12, seed=0, mode="lexicographic", mode_options={"order": ["flops", "accuracy"]})
+    run = Run.open(tmp_path / "r", config)
+    run.search()
+    column, ranked = run.ranked()
+    assert column == "order" and ranked["order"].tolist() == list(range(1, len(ranked) + 1))
+    expected = ranked.sort_values(["flops", "accuracy"], ascending=[True, False], kind="stable")["arch"].tolist()
+    assert ranked["arch"].tolist() == expected
+    assert Run.open(tmp_path / "p", RunConfig(**FLOPS, budget=2, seed=0)).ranked() is None

@@ -202,6 +202,10 @@ class Run:
         """Pareto-optimal feasible architectures: `arch`, then one column per objective, then the rest."""
         return self.store.pareto()
 
+    def ranked(self) -> tuple[str, pd.DataFrame] | None:
+        """Scalarized / lexicographic runs: (mode column, feasible architectures best-first); see `RunStore.ranked`."""
+        return self.store.ranked()
+
     def write_pareto(self) -> pd.DataFrame:
         return self.store.write_pareto()
 

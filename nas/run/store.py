@@ -277,6 +277,30 @@ class RunStore:
         rest = [c for c in trials.columns if c not in ("arch", "trial", "feasible", *self.objectives.names)]
         return front[["arch", *self.objectives.names, *rest, "trial"]].reset_index(drop=True)
 
+    def ranked(self) -> tuple[str, pd.DataFrame] | None:
+        """Feasible architectures best-first under a scalarized or lexicographic mode, with the mode's
+        column: `reward` (MnasNet product, higher is better), `score` (weighted sum of the objectives
+        min-max normalised over these trials, lower is better) or `order` (lexicographic place, 1 is
+        best). Returns (column, frame); None in pareto and hybrid modes, which prefer no single point."""
+        mode = self.config.search_mode()
+        if mode.name not in ("scalarized", "lexicographic"):
+            return None
+        from nas.strategies._modes import mode_scores
+
+        trials = self.trials()
+        feasible = trials[trials["feasible"]].drop_duplicates("arch", keep="first").reset_index(drop=True)
+        minimised = self.objectives.to_minimisation(feasible[self.objectives.names].to_numpy(dtype=float))
+        scores = mode_scores(minimised, self.objectives, mode)
+        if mode.name == "lexicographic":
+            column, values = "order", scores.astype(int) + 1
+        elif mode.kind == "product":
+            column, values = "reward", -scores
+        else:
+            column, values = "score", scores
+        feasible.insert(1, column, values)
+        order = np.argsort(scores, kind="stable")
+        return column, feasible.iloc[order].drop(columns=["feasible"]).reset_index(drop=True)
+
     def write_pareto(self) -> pd.DataFrame:
         front = self.pareto()
         write_atomic(self.directory / PARETO_FILE, front.to_csv(index=False))
