@@ -212,6 +212,11 @@ def search(workdir: Path) -> pd.DataFrame:
     return frame
 
 
+def _cell(text: str) -> str:
+    """An arch string inside a markdown table cell (its `|` escaped)."""
+    return text.replace("|", "\\|")
+
+
 def _tau(a, b) -> float:
     from scipy.stats import kendalltau
 
@@ -248,7 +253,7 @@ def summary() -> str:
         s = pd.read_csv(RESULTS / "supernet_search.csv")
         lines += [f"## Search over the supernet (evolution, 300 trials, {s.search_seconds.iloc[0]:.0f} s, front of {int(s.front_size.iloc[0])}): its 3 most accurate members", "",
                   "| arch | FLOPs (M) | inherited | fine-tuned 5 epochs | stand-alone from scratch |", "|---|---|---|---|---|"]
-        lines += [f"| `{r.arch}` | {r.flops:.2f} | {r.inherited_accuracy:.1f} | {r.finetuned_accuracy:.1f} | {r.standalone_accuracy:.1f} |" for r in s.itertuples()]
+        lines += [f"| `{_cell(r.arch)}` | {r.flops:.2f} | {r.inherited_accuracy:.1f} | {r.finetuned_accuracy:.1f} | {r.standalone_accuracy:.1f} |" for r in s.itertuples()]
         lines.append("")
     text = "\n".join(lines)
     (RESULTS / "supernet.md").write_text(text)
