@@ -18,10 +18,10 @@ import yaml
 from rich.console import Console
 from rich.table import Table
 
-app = typer.Typer(help="Hardware-aware neural architecture search: accurate AND cheap networks, as a Pareto front.", no_args_is_help=True, add_completion=False)
-bench_app = typer.Typer(help="Query benchmark tables offline.", no_args_is_help=True)
+app = typer.Typer(help="Hardware-aware neural architecture search: accurate AND cheap networks, as a Pareto front.", no_args_is_help=True, rich_markup_mode=None, add_completion=False)
+bench_app = typer.Typer(help="Query benchmark tables offline.", no_args_is_help=True, rich_markup_mode=None)
 app.add_typer(bench_app, name="bench")
-lut_app = typer.Typer(help="Latency lookup tables: build on this machine, validate, fit from measurements, predict.", no_args_is_help=True)
+lut_app = typer.Typer(help="Latency lookup tables: build on this machine, validate, fit from measurements, predict.", no_args_is_help=True, rich_markup_mode=None)
 app.add_typer(lut_app, name="lut")
 
 console = Console()
@@ -526,7 +526,7 @@ def lut_predict(
     console.print(f"{out}: latency of {len(items)} archs from {lut}", highlight=False, soft_wrap=True)
 
 
-supernet_app = typer.Typer(help="Once-for-All supernets: train one by progressive shrinking; score sub-networks with `--accuracy supernet:PATH`.", no_args_is_help=True)
+supernet_app = typer.Typer(help="Once-for-All supernets: train one by progressive shrinking; score sub-networks with `--accuracy supernet:PATH`.", no_args_is_help=True, rich_markup_mode=None)
 app.add_typer(supernet_app, name="supernet")
 
 
@@ -627,7 +627,7 @@ def _phase_bars(show: bool, phases: list[str]) -> Iterator[Callable[[str, int, i
         yield update
 
 
-predictor_app = typer.Typer(help="Accuracy predictors: list them, and rank-correlate them on a benchmark table.", no_args_is_help=True)
+predictor_app = typer.Typer(help="Accuracy predictors: list them, and rank-correlate them on a benchmark table.", no_args_is_help=True, rich_markup_mode=None)
 app.add_typer(predictor_app, name="predictor")
 
 

@@ -129,3 +129,10 @@ def test_scalarized_search_prints_the_reward_column_and_the_single_best_arch(tmp
     assert len(best) == 1 and "reward=" in best[0]
     column, ranked = nas.load_run(out).ranked()
     assert best[0].startswith(f"best: {ranked['arch'].iloc[0]} (reward=")
+
+
+def test_search_help_shows_bracketed_examples_instead_of_reading_them_as_markup():
+    result = invoke("search", "--help")
+    assert result.exit_code == 0, result.output
+    text = " ".join(result.output.split())
+    assert "order=[accuracy,latency@raspi4]" in text and "targets=[null,12]" in text
