@@ -25,7 +25,6 @@ import datetime as dt
 import time
 from pathlib import Path
 
-import numpy as np
 import pandas as pd
 
 from nas._io import write_atomic
