@@ -211,7 +211,7 @@ def _prepare_cached(data: Dataset, key: tuple[Any, ...]) -> PreparedData:
         raise DataError(f"dataset {data.name}: the test split is empty; set test_fraction > 0 or give the data a test split")
     size = settings["input_size"]
     if size is not None:
-        parts = {k: (_resize(v, size), y) for k, (v, y) in parts.items()}
+        parts = {k: (resize_images(v, size), y) for k, (v, y) in parts.items()}
     if settings["normalize"]:
         mean = parts["train"][0].mean(dim=(0, 2, 3), keepdim=True)
         std = parts["train"][0].std(dim=(0, 2, 3), keepdim=True).clamp_min(1e-6)
@@ -231,11 +231,24 @@ def at_resolution(data: PreparedData, size: int) -> PreparedData:
     if (data.input_spec.height, data.input_spec.width) == (size, size):
         return data
     spec = InputSpec(data.input_spec.channels, size, size, data.input_spec.classes)
-    parts = [(_resize(x, size).contiguous(), y) for x, y in ((data.train_x, data.train_y), (data.val_x, data.val_y), (data.test_x, data.test_y))]
+    parts = [(resize_images(x, size).contiguous(), y) for x, y in ((data.train_x, data.train_y), (data.val_x, data.val_y), (data.test_x, data.test_y))]
     return PreparedData(data.name, spec, *parts[0], *parts[1], *parts[2], description={**data.description, **spec.describe()})  # type: ignore[arg-type]
 
 
-def _resize(x: Any, size: int) -> Any:
+def batched_accuracy(module: Any, x: Any, y: Any, transform: Callable[[Any], Any] | None = None, batch: int = 512) -> float:
+    """Top-1 accuracy (%) of `module` on `x`, `y` in batches of `batch`, each passed through `transform` first."""
+    import torch
+
+    correct = 0
+    with torch.no_grad():
+        for first in range(0, len(y), batch):
+            inputs = x[first : first + batch]
+            correct += int((module(inputs if transform is None else transform(inputs)).argmax(1) == y[first : first + batch]).sum())
+    return 100.0 * correct / len(y)
+
+
+def resize_images(x: Any, size: int) -> Any:
+    """NCHW images resized (bilinear, antialiased when shrinking) to `size` x `size`; unchanged when they are that size."""
     import torch.nn.functional as F
 
     if x.shape[-2:] == (size, size):
@@ -396,14 +409,8 @@ class Trainer:
         return record
 
     def _accuracy(self, x: Any, y: Any) -> float:
-        import torch
-
         self.module.eval()
-        correct = 0
-        with torch.no_grad():
-            for first in range(0, len(y), 512):
-                correct += int((self.module(x[first : first + 512]).argmax(1) == y[first : first + 512]).sum())
-        return 100.0 * correct / len(y)
+        return batched_accuracy(self.module, x, y)
 
     def test_accuracy(self) -> float:
         """Accuracy (%) on the test split: call once, at the end."""

@@ -28,7 +28,7 @@ from typing import Any
 import numpy as np
 
 from nas._io import write_atomic
-from nas.accuracy.training import PreparedData, Recipe, TrainingDivergedError, deterministic, save_weights
+from nas.accuracy.training import PreparedData, Recipe, TrainingDivergedError, batched_accuracy, deterministic, resize_images, save_weights
 from nas.spaces.base import Arch
 from nas.spaces.ofa_mbv3 import OFAMobileNetV3Space
 
@@ -105,29 +105,18 @@ def space_definition(space: OFAMobileNetV3Space) -> dict[str, Any]:
     }
 
 
-def resize(x: Any, size: int) -> Any:
-    """Images resized (bilinear) to `size` x `size`; unchanged when they are that size already."""
-    import torch.nn.functional as F
-
-    if x.shape[-1] == size and x.shape[-2] == size:
-        return x
-    return F.interpolate(x, size=(size, size), mode="bilinear", align_corners=False, antialias=x.shape[-1] > size)
-
-
 def calibration_batches(data: PreparedData, n: int, batch_size: int, size: int, seed: int = 0) -> list[Any]:
     """`n` fixed training batches at resolution `size`, drawn with `seed` (the same for every sub-network)."""
     import torch
 
     g = torch.Generator().manual_seed(seed)
     order = torch.randperm(len(data.train_y), generator=g)
-    return [resize(data.train_x[order[i * batch_size : (i + 1) * batch_size]], size) for i in range(n) if i * batch_size < len(order)]
+    return [resize_images(data.train_x[order[i * batch_size : (i + 1) * batch_size]], size) for i in range(n) if i * batch_size < len(order)]
 
 
 def evaluate_subnet(model: Any, arch: Arch, data: PreparedData, settings: SupernetSettings, recipe: Recipe, split: str = "val") -> float:
     """Accuracy (%) of `arch` with inherited weights: BatchNorm recalibrated on fixed training batches at
     the arch's resolution, then the `split` (val or test) evaluated at that resolution."""
-    import torch
-
     from nas.accuracy.supernet.elastic import recalibrate_bn
 
     size = int(arch["resolution"])
@@ -135,11 +124,7 @@ def evaluate_subnet(model: Any, arch: Arch, data: PreparedData, settings: Supern
         model.set_active(arch)
         recalibrate_bn(model, calibration_batches(data, settings.calibration_batches, recipe.batch_size, size))
         x, y = (data.val_x, data.val_y) if split == "val" else (data.test_x, data.test_y)
-        correct = 0
-        with torch.no_grad():
-            for first in range(0, len(y), 512):
-                correct += int((model(resize(x[first : first + 512], size)).argmax(1) == y[first : first + 512]).sum())
-    return 100.0 * correct / len(y)
+        return batched_accuracy(model, x, y, transform=lambda batch: resize_images(batch, size))
 
 
 @dataclass
@@ -261,7 +246,7 @@ class SupernetTrainer:
                 for batch, first in enumerate(range(0, len(order), r.batch_size)):
                     rows = order[first : first + r.batch_size]
                     size = int(rng.choice(self.space.resolutions))
-                    x, y = resize(d.train_x[rows], size), d.train_y[rows]
+                    x, y = resize_images(d.train_x[rows], size), d.train_y[rows]
                     for group in optimizer.param_groups:
                         group["lr"] = r.lr * 0.5 * (1 + math.cos(math.pi * step / total))
                     optimizer.zero_grad(set_to_none=True)
@@ -345,4 +330,4 @@ def load_supernet(directory: str | Path, space: OFAMobileNetV3Space, input_spec:
     return model, manifest
 
 
-__all__ = ["SupernetError", "SupernetSettings", "SupernetTrainer", "evaluate_subnet", "load_supernet", "phase_names", "read_manifest", "resize"]
+__all__ = ["SupernetError", "SupernetSettings", "SupernetTrainer", "evaluate_subnet", "load_supernet", "phase_names", "read_manifest"]
