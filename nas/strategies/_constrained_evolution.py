@@ -36,6 +36,7 @@ class EvolutionResult:
     score: float
     cost: float
     generations: int
+    #: Candidates priced by `cost` (random and bred), each counted once.
     evaluated: int
     seconds: float
 
@@ -82,7 +83,6 @@ def constrained_evolution(
 
     members = feasible_randoms(population)
     scores = np.asarray(score(members), dtype=float)
-    evaluated += len(members)
     n_decisions = len(space.decisions)
     done = 0
     for done in range(1, generations + 1):
