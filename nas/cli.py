@@ -354,6 +354,28 @@ def pareto(run_dir: Annotated[Path, typer.Argument(help="Run directory.")]) -> N
     _print_training_notes(run)
 
 
+@app.command("export")
+def export_command(
+    run_dir: Annotated[Path, typer.Argument(help="Run directory.")],
+    out: Annotated[Path, typer.Option("--out", "-o", help="File to write (.pt2, .onnx or .so; added when missing); a JSON sidecar goes beside it.")],
+    rank: Annotated[Optional[int], typer.Option(help="Place on the run's front, 1 = best (by the first objective; by reward/score/order in scalarized and lexicographic runs).")] = None,
+    arch: Annotated[Optional[str], typer.Option(help="An architecture string of the run's space instead of --rank.")] = None,
+    format: Annotated[str, typer.Option("--format", "-f", help="torch (torch.export program), onnx, or tvm (a compiled library for this CPU).")] = "onnx",
+    threads: Annotated[int, typer.Option(help="Threads the export is timed with (1: as the LUTs were measured).")] = 1,
+    lut: Annotated[Optional[list[str]], typer.Option("--lut", help="Also print this device's or LUT's predicted latency (e.g. epyc_zen5__onnxruntime); repeatable.")] = None,
+    tune_trials: Annotated[Optional[int], typer.Option(help="TVM only: MetaSchedule trials per kernel the tuning database lacks [default: $NAS_TVM_TUNE_TRIALS or 0].")] = None,
+) -> None:
+    """Export one found network (with the run's weights where it has them), checked against PyTorch and timed here."""
+    from nas.export import export_run
+
+    try:
+        result = export_run(run_dir, format, out, rank=rank, arch=arch, threads=threads, luts=lut or (), tune_trials=tune_trials)
+    except _user_errors() as exc:
+        raise _fail(str(exc).splitlines()[0] if str(exc) else type(exc).__name__) from None
+    for line in result.lines():
+        console.print(line, highlight=False, soft_wrap=True)
+
+
 @bench_app.command("front")
 def bench_front(
     space: Annotated[str, typer.Option(help="Search space.")] = "nb201",

@@ -289,6 +289,15 @@ class MetricProvider(ABC):
         """`metric` (and any `reported` metrics) of the architecture of one trial."""
         return {self.metric: float(self.evaluate([arch])[0])}
 
+    def network(self, arch: Arch) -> Any:
+        """A `torch.nn.Module` of `arch` carrying the weights this provider scored it with, or None when
+        it holds none (tables, counts, per-trial training: those weights live in the run store).
+
+        Why here: `nas export` takes a found network away with the weights its accuracy came from, and
+        only the provider knows where shared weights (a supernet, a hypernetwork) live.
+        """
+        return None
+
     def reference_values(self, space: Any) -> np.ndarray | None:
         """Values whose worst is the worst the metric takes over `space` (for a run's reference point),
         or None when unknowable without evaluating the space: a known metric of a listable space is

@@ -60,11 +60,11 @@ class Run:
         stored: RunConfig | None = None
         if config_path.is_file():
             stored = RunConfig.from_file(config_path)
+        elif config is None:
+            raise RunConfigError(f"{directory} is not a nas run directory (no {CONFIG_FILE})")
         elif directory.exists() and (not directory.is_dir() or any(directory.iterdir())):
             raise RunConfigError(f"{directory} exists and is not a nas run directory (no {CONFIG_FILE}); choose a new --out")
         if config is None:
-            if stored is None:
-                raise RunConfigError(f"{directory} is not a nas run directory (no {CONFIG_FILE})")
             config = stored
         config.validate()
         space = get_space(config.space)

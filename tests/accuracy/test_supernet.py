@@ -236,3 +236,21 @@ def test_supernet_search_finds_the_best_predicted_subnet_under_a_cost_bound(trai
     assert "predicted accuracy" in result.output and "inherited" in result.output
     bad = CliRunner().invoke(app, ["supernet", "search", "--supernet", str(out), "-c", "flops<=0.0001", "--samples", "24"])
     assert bad.exit_code == 2 and "relax the bound" in " ".join(bad.output.split())
+
+
+def test_export_takes_a_subnet_away_with_the_weights_it_was_scored_with(trained, tmp_path):
+    from nas.accuracy.supernet.train import calibrate_subnet
+    from nas.export import export_run
+    from nas.run import load_run
+
+    out, _, _ = trained
+    config = RunConfig(space="ofa_mbv3_small", dataset="digits", objectives=["accuracy:max", "params:min"], accuracy=f"supernet:{out}", strategy="random", budget=3, seed=0)
+    Run.open(tmp_path / "r", config).search()
+    result = export_run(tmp_path / "r", "torch", tmp_path / "s.pt2", rank=1)
+    assert result.weights.startswith("inherited") and result.input_shape[2] == SPACE.input_size(SPACE.from_string(result.arch))
+    provider = load_run(tmp_path / "r").providers["accuracy"]
+    calibrate_subnet(provider.model, SPACE.from_string(result.arch), provider.data, provider.settings, provider.recipe)
+    x = torch.randn(*result.input_shape, generator=torch.Generator().manual_seed(0))
+    with torch.no_grad():
+        expected = provider.model.eval()(x)
+    assert torch.allclose(torch.export.load(tmp_path / "s.pt2").module()(x), expected, atol=1e-4)

@@ -19,7 +19,7 @@ from typing import Any
 import numpy as np
 
 from nas._io import file_lock, write_atomic
-from nas.accuracy.supernet.train import SupernetError, SupernetSettings, evaluate_subnet, load_supernet, read_manifest
+from nas.accuracy.supernet.train import SupernetError, SupernetSettings, calibrate_subnet, evaluate_subnet, load_supernet, read_manifest
 from nas.accuracy.training import Recipe, load_prepared
 from nas.objectives import MetricProvider, Tier
 from nas.spaces.base import Arch, InputSpec
@@ -72,6 +72,15 @@ class SupernetAccuracy(MetricProvider):
                 self._cache[arch] = evaluate_subnet(self.model, arch, self.data, self.settings, self.recipe)
             out[i] = self._cache[arch]
         return out
+
+    def network(self, arch: Arch) -> Any:
+        """The stand-alone sub-network of `arch` with inherited weights, BatchNorm recalibrated as when scored."""
+        from nas.accuracy.training import deterministic
+
+        arch = self.space.canonical(arch)
+        calibrate_subnet(self.model, arch, self.data, self.settings, self.recipe)
+        with deterministic(self.recipe.threads):
+            return self.model.extract(arch).eval()
 
     def pins(self) -> dict[str, Any]:
         return {"supernet": str(self.path.resolve()), "weights_sha256": _digest(self.path / "supernet.pt"), "data_sha256": self.data.description["sha256"]}

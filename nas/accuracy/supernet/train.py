@@ -114,15 +114,23 @@ def calibration_batches(data: PreparedData, n: int, batch_size: int, size: int, 
     return [resize_images(data.train_x[order[i * batch_size : (i + 1) * batch_size]], size) for i in range(n) if i * batch_size < len(order)]
 
 
-def evaluate_subnet(model: Any, arch: Arch, data: PreparedData, settings: SupernetSettings, recipe: Recipe, split: str = "val") -> float:
-    """Accuracy (%) of `arch` with inherited weights: BatchNorm recalibrated on fixed training batches at
-    the arch's resolution, then the `split` (val or test) evaluated at that resolution."""
+def calibrate_subnet(model: Any, arch: Arch, data: PreparedData, settings: SupernetSettings, recipe: Recipe) -> None:
+    """Make `arch` the supernet's active sub-network with BatchNorm recalibrated on fixed training batches
+    at the arch's resolution: the state it is scored (and exported) in."""
     from nas.accuracy.supernet.elastic import recalibrate_bn
 
     size = int(arch["resolution"])
     with deterministic(recipe.threads):
         model.set_active(arch)
         recalibrate_bn(model, calibration_batches(data, settings.calibration_batches, recipe.batch_size, size))
+
+
+def evaluate_subnet(model: Any, arch: Arch, data: PreparedData, settings: SupernetSettings, recipe: Recipe, split: str = "val") -> float:
+    """Accuracy (%) of `arch` with inherited weights (`calibrate_subnet`), the `split` (val or test)
+    evaluated at the arch's resolution."""
+    size = int(arch["resolution"])
+    calibrate_subnet(model, arch, data, settings, recipe)
+    with deterministic(recipe.threads):
         x, y = (data.val_x, data.val_y) if split == "val" else (data.test_x, data.test_y)
         return batched_accuracy(model, x, y, transform=lambda batch: resize_images(batch, size))
 

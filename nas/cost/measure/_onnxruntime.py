@@ -62,19 +62,29 @@ class OnnxRuntimeBackend:
     layer_options: dict[str, bool] = {"live_only": True, "fold_constants": True, "merge_identical": True}
 
     def compile(self, module: Any, example_inputs: tuple[Any, ...], *, threads: int = 1) -> Callable[[], Any]:
-        import numpy as np
+        return self.runner(self.session(export_onnx(module, example_inputs), threads=threads), example_inputs)
 
+    def session(self, model: bytes | str, *, threads: int = 1) -> Any:
+        """An `InferenceSession` for a serialized model or an `.onnx` file, with the measurement settings.
+
+        `nas export` runs the file it wrote through this, so an export is timed exactly as a LUT was built.
+        """
         ort = _require("onnxruntime")
         if threads < 1:
             raise ValueError(f"threads must be >= 1, got {threads}")
-        model = export_onnx(module, example_inputs)
         options = ort.SessionOptions()
         options.intra_op_num_threads = threads
         options.inter_op_num_threads = 1
         options.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
         options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
         options.log_severity_level = 3
-        session = ort.InferenceSession(model, options, providers=["CPUExecutionProvider"])
+        return ort.InferenceSession(model, options, providers=["CPUExecutionProvider"])
+
+    def runner(self, session: Any, example_inputs: tuple[Any, ...]) -> Callable[[], Any]:
+        """A zero-argument callable running `session` once on `example_inputs` (outputs: ORT values)."""
+        import numpy as np
+
+        ort = _require("onnxruntime")
         inputs = [x.detach().cpu().contiguous().numpy() for x in example_inputs]
         first = session.run(None, {arg.name: x for arg, x in zip(session.get_inputs(), inputs)})
         # Bound, preallocated inputs and outputs: each call runs the graph only, without converting

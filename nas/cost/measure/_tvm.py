@@ -255,16 +255,27 @@ class TVMBackend:
 
     # --- protocol ---------------------------------------------------------------------------------
     def compile(self, module: Any, example_inputs: tuple[Any, ...], *, threads: int = 1) -> Callable[[], Any]:
-        tvm = _require_tvm()
-        from tvm import relax
+        return self.runner(self.build(module, example_inputs, threads=threads), example_inputs, threads=threads)
 
+    def build(self, module: Any, example_inputs: tuple[Any, ...], *, threads: int = 1) -> Any:
+        """The relax executable of `module` for this CPU (tuned from the database when `tune_trials > 0`).
+
+        `nas export --format tvm` writes it with `export_library`, so an export is the network measured.
+        """
         use_threads(threads)
         target = self.target(threads)
         lowered = _prepare(_import_torch(module, example_inputs), target)
         self.last_tuned_tasks, self.last_default_kernels = [], []
         if self.tune_trials > 0:
             lowered, self.last_default_kernels, self.last_tuned_tasks = self._tune_lowered(lowered, target, self.database_dir(threads))
-        executable = _build(lowered, target)
+        return _build(lowered, target)
+
+    def runner(self, executable: Any, example_inputs: tuple[Any, ...], *, threads: int = 1) -> TVMRunner:
+        """A runner of an executable or of a library loaded with `tvm.runtime.load_module`."""
+        tvm = _require_tvm()
+        from tvm import relax
+
+        use_threads(threads)
         vm = relax.VirtualMachine(executable, tvm.cpu())
         inputs = [tvm.runtime.tensor(x.detach().cpu().contiguous().numpy(), tvm.cpu()) for x in example_inputs]
         return TVMRunner(vm, inputs, threads)
