@@ -20,12 +20,23 @@ def load_run(directory: Any) -> Run:
     return _load_run(directory)
 
 
+def true_front(config: Any) -> Any:
+    """The true Pareto front of a config's objectives over its whole space: see `nas.run.true_front`."""
+    from nas.run import true_front as _true_front
+
+    return _true_front(config)
+
+
 def __getattr__(name: str) -> Any:
-    if name in ("tables", "pareto", "spaces", "objectives", "strategies", "run", "cost", "accuracy"):
+    if name in ("Run", "RunConfig"):
+        import nas.run
+
+        return getattr(nas.run, name)
+    if name in ("tables", "pareto", "spaces", "objectives", "strategies", "run", "cost", "accuracy", "export", "report"):
         import importlib
 
         return importlib.import_module(f"nas.{name}")
     raise AttributeError(f"module 'nas' has no attribute {name!r}")
 
 
-__all__ = ["__version__", "load_run"]
+__all__ = ["Run", "RunConfig", "__version__", "load_run", "true_front"]

@@ -376,6 +376,45 @@ def export_command(
         console.print(line, highlight=False, soft_wrap=True)
 
 
+@app.command("report")
+def report_command(
+    run_dir: Annotated[Path, typer.Argument(help="Run directory.")],
+    out: Annotated[Path, typer.Option("--out", "-o", help="HTML file to write (one self-contained page, opens offline).")] = Path("report.html"),
+    true_front: Annotated[bool, typer.Option(help="Price the whole space for the true front where it is listable and cheap.")] = True,
+) -> None:
+    """Write an HTML report of a run: front (hover for arch and metrics), hypervolume, front table, cost models, config."""
+    from nas.report.html import write_report
+
+    try:
+        summary = write_report(run_dir, out, true_front=true_front)
+    except _user_errors() as exc:
+        raise _fail(str(exc).splitlines()[0]) from None
+    console.print(f"wrote {summary.path} ({summary.bytes / 1e6:.1f} MB): {summary.n_trials} trials, {summary.n_front} on the front", highlight=False, soft_wrap=True)
+
+
+@app.command("plot")
+def plot_command(
+    run_dir: Annotated[Path, typer.Argument(help="Run directory.")],
+    kind: Annotated[str, typer.Option(help="pareto (trials, front, true front), hv (hypervolume over trials) or devices (the run's archs on several devices).")] = "pareto",
+    out: Annotated[Path, typer.Option("--out", "-o", help="Figure to write: .png, .pdf or .svg.")] = Path("pareto.png"),
+    device: Annotated[Optional[list[str]], typer.Option("--device", help="kind devices: a device to draw (repeatable) [default: every device with a latency source].")] = None,
+) -> None:
+    """Draw a static figure of a run (matplotlib) for papers and slides."""
+    import warnings
+
+    from nas.report.plots import plot_run
+
+    try:
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always", UserWarning)
+            path = plot_run(run_dir, kind, out, devices=device or None)
+    except _user_errors() as exc:
+        raise _fail(str(exc).splitlines()[0]) from None
+    for warning in caught:
+        err_console.print(f"note: {warning.message}", highlight=False, soft_wrap=True)
+    console.print(f"wrote {path}", highlight=False)
+
+
 @bench_app.command("front")
 def bench_front(
     space: Annotated[str, typer.Option(help="Search space.")] = "nb201",
@@ -434,13 +473,19 @@ def list_spaces() -> None:
 
 
 @app.command("devices")
-def list_devices() -> None:
-    """List the devices with measured latency tables."""
-    from nas.tables import NB201_DEVICES, find_data_dir
+def list_devices(space: Annotated[str, typer.Option(help="Search space whose devices to list.")] = "nb201") -> None:
+    """List the devices latency@DEVICE can price for a space (shipped LUTs, and measured tables when found)."""
+    from nas.cost.lut import latency_devices, luts_dir
+    from nas.spaces import get_space
+    from nas.tables import find_data_dir
 
+    try:
+        devices = latency_devices(get_space(space))
+    except _user_errors() as exc:
+        raise _fail(str(exc)) from None
     where = find_data_dir()
-    console.print(f"NB201 latency tables ({'found in ' + str(where) if where else 'data directory not found: pass --data-dir or set NAS_DATA_DIR'}):")
-    console.print(", ".join(NB201_DEVICES))
+    console.print(f"devices with a latency source for {space} (LUTs in {luts_dir()}; measured NB201 tables {'in ' + str(where) if where else 'not found: pass --data-dir or set NAS_DATA_DIR'}):", soft_wrap=True)
+    console.print(", ".join(devices) if devices else "none", soft_wrap=True)
 
 
 @app.command("evaluators")

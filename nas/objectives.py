@@ -278,6 +278,12 @@ class MetricProvider(ABC):
         """Whether strategies may use the metric before evaluation (tier `known`)."""
         return self.tier is Tier.KNOWN
 
+    @property
+    def prices_space(self) -> bool:
+        """Whether `evaluate` over a whole listable space is cheap (a table lookup, a LUT, a count), so a
+        true front may be computed from it; training or a model per arch is not."""
+        return self.known
+
     @abstractmethod
     def evaluate(self, archs: Sequence[Arch]) -> np.ndarray:
         """Values for many archs, shape `n_archs` (NaN where the provider has no value)."""
@@ -376,6 +382,11 @@ class TableColumnProvider(MetricProvider):
         if len(self._index) != len(self._values):
             raise ValueError(f"{metric}: {len(self._index)} arch strings but {len(self._values)} values")
         self._source = dict(source)
+
+    @property
+    def prices_space(self) -> bool:
+        """A table lookup is cheap over any number of archs, whatever the column's tier."""
+        return True
 
     def evaluate(self, archs: Sequence[Arch]) -> np.ndarray:
         pos = self._index.get_indexer([self.space.to_string(a) for a in archs])

@@ -136,3 +136,27 @@ def test_search_help_shows_bracketed_examples_instead_of_reading_them_as_markup(
     assert result.exit_code == 0, result.output
     text = " ".join(result.output.split())
     assert "order=[accuracy,latency@raspi4]" in text and "targets=[null,12]" in text
+
+
+def test_report_and_plot_commands_write_their_files_and_refuse_bad_input_in_one_line(tmp_path, no_data_dir):
+    run_dir = tmp_path / "run"
+    assert invoke("search", "--objectives", "accuracy:max,latency@raspi4:min", "--budget", "12", "--out", str(run_dir), "--no-progress").exit_code == 0
+    report = invoke("report", str(run_dir), "-o", str(tmp_path / "r.html"))
+    assert report.exit_code == 0, report.output
+    assert "12 trials" in report.output and (tmp_path / "r.html").stat().st_size > 1_000_000
+    plot = invoke("plot", str(run_dir), "--kind", "devices", "--device", "raspi4", "--device", "fpga", "-o", str(tmp_path / "d.png"))
+    assert plot.exit_code == 0, plot.output
+    assert (tmp_path / "d.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    for args, message in [
+        (("plot", str(run_dir), "--kind", "violin", "-o", str(tmp_path / "v.png")), "unknown plot kind 'violin'"),
+        (("plot", str(run_dir), "--kind", "devices", "--device", "toaster", "-o", str(tmp_path / "t.png")), "unknown device(s) toaster"),
+        (("report", str(tmp_path), "-o", str(tmp_path / "x.html")), "is not a nas run directory"),
+    ]:
+        bad = invoke(*args)
+        assert bad.exit_code == 2 and message in bad.output and len(bad.output.strip().splitlines()) == 1
+    assert not (tmp_path / "v.png").exists() and not (tmp_path / "x.html").exists()
+
+
+def test_devices_lists_what_latency_can_price_for_a_space(no_data_dir):
+    result = invoke("devices", "--space", "ofa_mbv3_small")
+    assert result.exit_code == 0 and "epyc_zen4" in result.output and "raspi4" not in result.output.split(":")[-1]

@@ -472,3 +472,11 @@ def test_pareto_front_rejects_misaligned_inputs() -> None:
 def test_docstring_examples_run() -> None:
     result = doctest.testmod(pareto, optionflags=doctest.ELLIPSIS)
     assert result.attempted > 0 and result.failed == 0
+
+
+def test_hypervolume_trace_ignores_unusable_and_dominated_points():
+    from nas.pareto import hypervolume_trace
+
+    points = np.array([[-50.0, 2.0], [-99.0, 0.5], [-40.0, 3.0], [-60.0, 2.5], [np.nan, 1.0]])
+    usable = np.array([True, False, True, True, True])
+    assert hypervolume_trace(points, [0.0, 4.0], usable).tolist() == [100.0, 100.0, 100.0, 115.0, 115.0]

@@ -220,3 +220,43 @@ def test_lexicographic_mode_orders_by_the_first_objective_then_the_next(tmp_path
     expected = ranked.sort_values(["flops", "accuracy"], ascending=[True, False], kind="stable")["arch"].tolist()
     assert ranked["arch"].tolist() == expected
     assert Run.open(tmp_path / "p", RunConfig(**FLOPS, budget=2, seed=0)).ranked() is None
+
+
+def test_true_front_of_a_config_and_of_its_run_agree_and_dominate_the_search(tmp_path, no_data_dir):
+    config = RunConfig(**FLOPS, budget=20, seed=0)
+    run = Run.open(tmp_path / "r", config)
+    run.search()
+    front = nas.true_front(config)
+    assert front.equals(run.true_front())
+    assert front["accuracy"].is_monotonic_decreasing and front["accuracy"].iloc[0] >= run.pareto()["accuracy"].max()
+    table = run.space_table()
+    assert len(table) == 15625 and set(front["arch"]) <= set(table["arch"])
+    assert run.hypervolume_trace()[-1] == pytest.approx(run.hypervolume())
+
+
+def test_space_table_refuses_slow_metrics_large_spaces_and_moved_sources(tmp_path, no_data_dir, monkeypatch, shared_data):
+    from nas.run import SpaceTableUnavailable
+
+    trained = Run.open(tmp_path / "t", RunConfig(space="nb201", objectives=["accuracy:max", "flops:min"], accuracy="train:digits", strategy="random", budget=1, training={"epochs": 1, "max_train": 40}))
+    with pytest.raises(SpaceTableUnavailable, match="accuracy cannot price the whole space cheaply"):
+        trained.space_table()
+    assert len(trained.space_table(["flops"])) == 15625
+    ofa = Run.open(tmp_path / "o", RunConfig(space="ofa_mbv3_small", dataset="digits", objectives=["flops:min", "params:min"], strategy="random", budget=1))
+    with pytest.raises(SpaceTableUnavailable, match="too large to list"):
+        ofa.true_front()
+    lut_run = Run.open(tmp_path / "l", RunConfig(**{**FLOPS, "objectives": ["accuracy:max", "latency@raspi4:min"]}, budget=2, seed=0))
+    lut_run.search()
+    monkeypatch.setenv("NAS_DATA_DIR", str(shared_data))  # the measured table now exists: another source
+    with pytest.raises(SpaceTableUnavailable, match="latency@raspi4 now resolve"):
+        load_run(tmp_path / "l").true_front()
+
+
+def test_opening_a_run_prints_no_optuna_log_lines(tmp_path, no_data_dir, capsys):
+    optuna.logging.set_verbosity(optuna.logging.INFO)
+    try:
+        Run.open(tmp_path / "r", RunConfig(**FLOPS, budget=2, seed=0)).search()
+        load_run(tmp_path / "r").pareto()
+    finally:
+        optuna.logging.set_verbosity(optuna.logging.WARNING)
+    captured = capsys.readouterr()
+    assert "A new study created" not in captured.err + captured.out

@@ -243,3 +243,16 @@ def shipped_devices(directory: Path | None = None) -> list[str]:
     return sorted({p.name.removesuffix(".csv").split("__")[0] for p in folder.glob("*.csv")})
 
 
+def latency_devices(space: SearchSpace, data_dir: str | None = None) -> list[str]:
+    """Every device `latency@DEVICE` can price in `space`: shipped LUTs covering it, and for NB201 the
+    devices of the measured latency table when that table is found.
+
+    Why here and not a constant: a LUT file added to `latency_luts/` is a new device (one file per
+    device), so the list is read from what is installed, the way `latency@DEVICE` resolves it.
+    """
+    from nas import tables
+
+    found = {d for d in shipped_devices() if find_lut(d, space.name) is not None}
+    if space.name == "nb201" and tables.find_data_dir(data_dir) is not None:
+        found |= set(tables.NB201_DEVICES)
+    return sorted(found)

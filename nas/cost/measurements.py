@@ -148,8 +148,9 @@ def fit_from_measurements(
 ) -> FitReport:
     """Fit on `samples` random rows, validate on every other row of the file.
 
-    The pool the LUT is distilled on (transfer) and must price is the whole file; the held-out rows'
-    measured latencies of `device` are never seen by the fit.
+    The pool the LUT is distilled on (transfer) is the whole file; without references the LUT is kept
+    above its latency floor over the whole space when the space can be listed (else over the file).
+    The held-out rows' measured latencies of `device` are never seen by the fit.
     """
     y = measurements.column(device)
     method = method or ("transfer" if references else "nnls+terms")
@@ -162,13 +163,16 @@ def fit_from_measurements(
         pool = ArchPool(measurements.space, measurements.archs)
     except FitError as exc:
         raise MeasurementError(f"{measurements.path}: {exc}") from None
+    # Without references the LUT must still price (and stay above its floor on) every network a search
+    # may meet: the whole space where it can be listed, not only the measured file.
+    whole = ArchPool(measurements.space, measurements.space.enumerate()) if method != "transfer" and measurements.space.can_list() else pool
     reference = None
     if references:
         reference = ReferenceTables(pool, np.column_stack([measurements.column(d) for d in references]), tuple(references))
     fit_archs = [measurements.archs[i] for i in rows]
     fitted = fit_with_model(
         measurements.space, fit_archs, y[rows], device=device, method=method, seed=seed,  # type: ignore[arg-type]
-        reference=reference if method == "transfer" else None, pool=None if method == "transfer" else pool,
+        reference=reference if method == "transfer" else None, pool=None if method == "transfer" else whole,
     )
     lut = fitted.lut
     held = np.ones(len(y), dtype=bool)

@@ -8,7 +8,7 @@ results) and the search loop (`nas.run.loop`: ask, evaluate, record). `Run` open
 from __future__ import annotations
 
 import shutil
-from collections.abc import Callable
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -19,7 +19,7 @@ import pandas as pd
 from nas.objectives import MetricProvider, parse_spec
 from nas.run.config import RunConfig, RunConfigError
 from nas.run.loop import Progress, SearchLoop
-from nas.run.providers import front_of, reference_point, resolve_provider, resolve_providers, space_table
+from nas.run.providers import front_of, reference_point, resolve_metrics, resolve_provider, resolve_providers, space_table
 from nas.run.store import CONFIG_FILE, LABELS_LOCK, PARETO_FILE, SETUP_LOCK, STUDY_FILE, RunStore
 from nas.spaces import get_space
 from nas.spaces.base import SearchSpace
@@ -213,8 +213,80 @@ class Run:
         """Hypervolume of the current feasible front w.r.t. the run's reference point (None if it has none)."""
         return self.store.hypervolume()
 
+    def hypervolume_trace(self) -> np.ndarray:
+        """Hypervolume of the feasible front after each completed trial, in trial order (the run's
+        progress curve; its last value is `hypervolume()`). Raises RunConfigError without a reference point."""
+        from nas.pareto import hypervolume_trace
+
+        if self.reference is None:
+            raise RunConfigError(f"run {self.directory} has no reference point (the worst {self.objectives.names} over the space is unknown), so no hypervolume")
+        trials = self.trials().sort_values("trial")
+        if trials.empty:
+            return np.zeros(0)
+        points = self.objectives.to_minimisation(trials[self.objectives.names].to_numpy(dtype=float))
+        return hypervolume_trace(points, self.reference, trials["feasible"].to_numpy(dtype=bool))
+
+    def space_table(self, metrics: Sequence[str] | None = None) -> pd.DataFrame:
+        """Every architecture of the run's space with `metrics` (default: its objective and constraint
+        metrics), priced from the sources the run used.
+
+        Raises `SpaceTableUnavailable` (one line, saying why) when the space is too large to list, a
+        metric cannot price the whole space cheaply (training, a model), or a metric now resolves to
+        another source than the run was searched with (a run priced by a shipped LUT, read where the
+        measured table exists): comparing a search with numbers it never saw would mislead.
+        """
+        metrics = list(metrics or self.objectives.metrics)
+        if not self.space.can_list():
+            raise SpaceTableUnavailable(f"space {self.space.name!r} is too large to list ({self.space.size} archs)")
+        providers = resolve_metrics(self.space, self.config, metrics)
+        slow = [m for m, p in providers.items() if not p.prices_space]
+        if slow:
+            raise SpaceTableUnavailable(f"{', '.join(slow)} cannot price the whole space cheaply (not a table or a known cost)")
+        stored = self.provenance()
+        moved = [m for m, p in providers.items() if m in stored and not _same_source(stored[m], p.provenance())]
+        if moved:
+            raise SpaceTableUnavailable(f"{', '.join(moved)} now resolve(s) to another source than run {self.directory} was searched with")
+        return space_table(self.space, providers)
+
+    def true_front(self) -> pd.DataFrame:
+        """The true feasible Pareto front of this run's objectives over its whole space, from the run's own
+        sources (see `space_table` for when it is unavailable), best first by the first objective."""
+        return _front_table(self.space_table(), self.objectives)
+
     def progress(self) -> Progress:
         return SearchLoop(self.store, {}, label_budget=self.label_budget()).progress()
+
+
+class SpaceTableUnavailable(RunConfigError):
+    """The whole space cannot be priced here (too large, a slow metric, or a source that moved)."""
+
+
+def _same_source(stored: Mapping[str, Any], now: Mapping[str, Any]) -> bool:
+    """Whether a provider resolved now reads the numbers the run was searched with: a LUT by its digest
+    (its recorded path moves with the checkout), anything else by provider class and table."""
+    keys = ("provider", "lut_sha256") if "lut_sha256" in stored else ("provider", "table")
+    return all(stored.get(k) == now.get(k) for k in keys)
+
+
+def _front_table(table: pd.DataFrame, objectives: Any) -> pd.DataFrame:
+    frame = front_of(table, objectives).frame()
+    return frame[["arch", *objectives.metrics]].sort_values(objectives.names[0], ascending=objectives.objectives[0].direction == "min").reset_index(drop=True)
+
+
+def true_front(config: RunConfig) -> pd.DataFrame:
+    """The true feasible Pareto front of `config`'s objectives and constraints over every architecture of
+    its space, without searching: `arch` and one column per metric, best first by the first objective.
+
+    Raises `SpaceTooLargeError` for a space too large to list, and the providers' errors (a device with
+    no table or LUT) as when a search starts.
+
+    Example:
+        >>> front = true_front(RunConfig(space="nb201", objectives=["accuracy:max", "params:min"]))  # doctest: +SKIP
+    """
+    config.validate()
+    space = get_space(config.space)
+    config.resolve_dataset(space.datasets, space.name)
+    return _front_table(space_table(space, resolve_providers(space, config)), config.objective_set())
 
 
 def load_run(directory: str | Path) -> Run:
@@ -233,10 +305,13 @@ __all__ = [
     "RunConfigError",
     "RunStore",
     "SearchLoop",
+    "SpaceTableUnavailable",
     "front_of",
     "load_run",
     "reference_point",
+    "resolve_metrics",
     "resolve_provider",
     "resolve_providers",
     "space_table",
+    "true_front",
 ]

@@ -28,6 +28,16 @@ def resolve_providers(space: SearchSpace, config: RunConfig) -> dict[str, Metric
     return _resolve(space, config, config.objective_set().metrics)
 
 
+def resolve_metrics(space: SearchSpace, config: RunConfig, metrics: Sequence[str]) -> dict[str, MetricProvider]:
+    """The providers `config` gives `metrics` (which need not be among its objectives). The run's accuracy
+    provider is resolved too when the config has one, since its data's input spec shapes what counts
+    such as `flops` describe."""
+    wanted = list(dict.fromkeys(metrics))
+    with_accuracy = ["accuracy", *wanted] if "accuracy" in config.objective_set().metrics and "accuracy" not in wanted else wanted
+    resolved = _resolve(space, config, with_accuracy)
+    return {m: resolved[m] for m in wanted}
+
+
 def resolve_provider(metric: str, space: SearchSpace, config: RunConfig) -> MetricProvider:
     """The provider `config` gives one metric (which need not be among its objectives)."""
     return _resolve(space, config, [metric])[metric]
@@ -102,4 +112,4 @@ def front_of(frame: pd.DataFrame, objset: ObjectiveSet) -> ParetoFront:
     return ParetoFront(points, table=frame, feasible=feasible)
 
 
-__all__ = ["front_of", "reference_point", "resolve_provider", "resolve_providers", "space_table"]
+__all__ = ["front_of", "reference_point", "resolve_metrics", "resolve_provider", "resolve_providers", "space_table"]

@@ -89,9 +89,10 @@ class RunStore:
     def open_study(self, sampler: optuna.samplers.BaseSampler, providers: Mapping[str, MetricProvider]) -> optuna.Study:
         """Create the study (storing config, provenance, pins and reference point) or load it; a resumed
         study whose providers' pins differ (other data, another recipe) is refused."""
-        study = optuna.create_study(
-            study_name=STUDY_NAME, storage=self._storage(), sampler=sampler, directions=self.objectives.optuna_directions, load_if_exists=True
-        )
+        with _optuna_quiet():  # Optuna logs "A new study created"; nas reports the run itself
+            study = optuna.create_study(
+                study_name=STUDY_NAME, storage=self._storage(), sampler=sampler, directions=self.objectives.optuna_directions, load_if_exists=True
+            )
         pins = json.loads(json.dumps({m: p.pins() for m, p in providers.items()}, sort_keys=True, default=str))
         if study.metric_names is None:  # optuna-dashboard and optuna.visualization label axes with these
             with warnings.catch_warnings():
@@ -339,6 +340,21 @@ class RunStore:
                 path.unlink()
                 removed.append(path)
         return removed
+
+
+@contextmanager
+def _optuna_quiet() -> Iterator[None]:
+    """Optuna's INFO lines off for the duration, when its verbosity is the default INFO (a user who set
+    DEBUG, or WARNING already, is left as they chose)."""
+    level = optuna.logging.get_verbosity()
+    if level != optuna.logging.INFO:
+        yield
+        return
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    try:
+        yield
+    finally:
+        optuna.logging.set_verbosity(level)
 
 
 def _first_difference(stored: Any, current: Any, prefix: str = "") -> str:

@@ -78,3 +78,19 @@ def test_topology_term_sets_small_for_few_shots_full_for_distillation():
     assert small == ["term:live_paths", "term:disconnected", *(f"term:choices:{op}" for op in NB201.ops)]
     assert set(small) < set(full) and len(full) == len(small) + 100 + 6 * 5
     assert term_matrix(NB201, NB201.enumerate()[:30], full).shape == (30, len(full))
+
+
+def test_whole_space_counts_are_reused_across_luts_but_not_across_redefined_spaces(tmp_path):
+    import yaml
+
+    from nas.spaces import spaces_dir
+
+    everything = NB201.enumerate()
+    first = signature_counts(NB201, everything)
+    assert signature_counts(get_space("nb201"), NB201.enumerate()) is first  # a fresh instance of the same space
+    definition = yaml.safe_load((spaces_dir() / "nb201.yaml").read_text())
+    definition["channels"] = 2 * definition["channels"]
+    (tmp_path / "nb201.yaml").write_text(yaml.safe_dump(definition))
+    wider = get_space(str(tmp_path / "nb201.yaml"))
+    counts, sigs = signature_counts(wider, wider.enumerate())
+    assert sigs != first[1] and counts.shape[0] == len(everything)

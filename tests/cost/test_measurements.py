@@ -161,3 +161,18 @@ def test_predict_refuses_bad_luts_and_bad_arch_files(tmp_path, measurements):
     result = invoke("lut", "predict", "--lut", lut_path, "--archs", good, "--out", tmp_path / "p.csv")
     assert result.exit_code == 2 and "sidecar" in result.output and "corrupted" in result.output
     assert not (tmp_path / "p.csv").exists()
+
+
+def test_a_lut_fitted_without_references_never_prices_a_network_of_the_space_below_its_floor():
+    """`data/ort_epyc_zen4_nb201_20.csv`: 20 random NB201 cells (seed 0) timed on the development VM (AMD
+    EPYC Zen 4, 2 cores) with ONNX Runtime 1.32, 1 thread, min over 30 batched samples of thread CPU time.
+    Fitted on 12 of them with the floor kept over those 20 only, the LUT priced some unseen cells at
+    -0.72 ms; the floor now holds over the whole (listable) space."""
+    from pathlib import Path
+
+    from nas.cost.fit import latency_floor
+    from nas.cost.measurements import fit_from_measurements, read_measurements
+
+    table = read_measurements(Path(__file__).parent / "data" / "ort_epyc_zen4_nb201_20.csv", NB201)
+    report = fit_from_measurements(table, "this_machine", samples=12, seed=0, references=[])
+    assert report.lut.predict(NB201, NB201.enumerate()).min() >= latency_floor(table.column("this_machine")) * (1 - 1e-6)
