@@ -156,6 +156,7 @@ def validate_lut(
     }
     table = pd.DataFrame(
         {
+            "space": space.name,
             "arch": [space.to_string(a) for a in archs],
             "n_layers": [len(lut.layers(space, a, **layer_kwargs)) for a in archs],
             "measured_ms": measured,
@@ -168,8 +169,31 @@ def validate_lut(
     lut.meta.setdefault("validation", {})[space.name] = figures
     if save and lut.path is not None:
         lut.save(lut.path)
-        write_atomic(validation_path(lut.path), table.to_csv(index=False))
+        write_atomic(validation_path(lut.path), _with_other_spaces(validation_path(lut.path), table, lut, space).to_csv(index=False))
     return Validation(figures, table)
+
+
+def _with_other_spaces(path: Path, table: pd.DataFrame, lut: LUT, space: SearchSpace) -> pd.DataFrame:
+    """`table` after the rows of other spaces' validations already in `path`.
+
+    Why: a LUT file may hold several spaces, and validating one must not erase another's per-network
+    figures. Files written before the `space` column held one space's rows: they are kept, labelled
+    with the LUT's other space, unless they parse as this space's archs (then they are this one's).
+    """
+    if not path.is_file():
+        return table
+    old = pd.read_csv(path, dtype={"arch": str})
+    if "space" not in old.columns:
+        others = [s for s in lut.spaces if s != space.name]
+        try:
+            space.from_string(str(old["arch"].iloc[0]))
+            mine = True
+        except (ValueError, IndexError):
+            mine = False
+        if mine or len(others) != 1:
+            return table
+        old.insert(0, "space", others[0])
+    return pd.concat([old[old["space"] != space.name], table], ignore_index=True)
 
 
 def _process_spread(per_process: np.ndarray) -> dict[str, float | None]:

@@ -63,6 +63,19 @@ def test_validation_stores_figures_in_the_sidecar_and_a_per_arch_table_beside_it
     np.testing.assert_allclose(table["ratio"], table["predicted_ms"] / table["measured_ms"])
 
 
+def test_validating_one_space_keeps_the_per_arch_rows_of_another_space_in_the_file(tmp_path, tiny_space, tiny_torch_lut, fast_timing):
+    path = tmp_path / "two__torch.csv"
+    LUT(tiny_torch_lut.table.copy(), dict(tiny_torch_lut.meta)).save(path)
+    # A file from before the `space` column, holding another space's rows (arch strings tiny201 cannot parse).
+    pd.DataFrame({"arch": ["3 5|4 6|2|16", "7 7|3 3|4|12"], "measured_ms": [0.5, 0.6]}).to_csv(validation_path(path), index=False)
+    table = LUT.load(path).table
+    LUT(pd.concat([table, table.assign(space="other")], ignore_index=True), dict(tiny_torch_lut.meta)).save(path)
+    validate_lut(LUT.load(path), tiny_space, "torch", n_archs=3, seed=1, processes=1, timing=fast_timing)
+    validate_lut(LUT.load(path), tiny_space, "torch", n_archs=4, seed=2, processes=1, timing=fast_timing)
+    rows = pd.read_csv(validation_path(path))
+    assert rows.groupby("space").size().to_dict() == {"other": 2, "tiny201": 4}
+
+
 def test_validation_refuses_another_backend_or_thread_count(tiny_space, tiny_torch_lut):
     with pytest.raises(LUTError, match="was measured with backend 'torch'; validate it with --backend torch, not 'onnxruntime'"):
         validate_lut(tiny_torch_lut, tiny_space, "onnxruntime", n_archs=2, save=False)
