@@ -17,7 +17,7 @@ from nas.objectives import PerArchProvider, Tier
 from nas.spaces.base import Arch, InputSpec, LayerSignature, SearchSpace
 
 
-_PARAMETER_FREE_OPS = frozenset({"relu", "hswish", "hsigmoid", "mul", "avgpool", "add", "global_avgpool", "channel_shuffle"})
+_PARAMETER_FREE_OPS = frozenset({"relu", "hswish", "hsigmoid", "mul", "avgpool", "maxpool", "add", "global_avgpool", "channel_shuffle"})
 
 
 def _conv_out(size: int, kernel: int, stride: int) -> int:

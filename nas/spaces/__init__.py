@@ -15,12 +15,14 @@ import yaml
 
 from nas.registry import Registry, UnknownNameError
 from nas.spaces.base import Arch, Decision, InvalidArchError, LayerSignature, SearchSpace
+from nas.spaces.darts import DartsSpace
 from nas.spaces.fbnet import FBNetSpace
 from nas.spaces.nb201 import NB201Space
 from nas.spaces.ofa_mbv3 import OFAMobileNetV3Space
 
 __all__ = [
     "Arch",
+    "DartsSpace",
     "Decision",
     "FBNetSpace",
     "InvalidArchError",
@@ -38,6 +40,7 @@ families: Registry[type[SearchSpace]] = Registry("space family")
 families.add("nb201", NB201Space)
 families.add("fbnet", FBNetSpace)
 families.add("ofa_mbv3", OFAMobileNetV3Space)
+families.add("darts", DartsSpace)
 
 
 def spaces_dir() -> Path:

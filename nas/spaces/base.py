@@ -104,14 +104,16 @@ class LayerSignature:
     groups: int = 1
     bits: int = 32
     bias: bool = False
+    #: Spacing of a conv's kernel taps (padding `dilation * (kernel // 2)`); 1 for every other operator.
+    dilation: int = 1
 
     def key(self) -> str:
-        """Stable text form used as a LUT row key."""
+        """Stable text form used as a LUT row key (`:d=N` only for a dilated conv, so existing keys stand)."""
         shape = "x".join(str(s) for s in self.in_shape)
         return (
             f"{self.op}:in={shape}:out={self.out_channels}:k={self.kernel}:s={self.stride}"
             f":g={self.groups}:b={self.bits}:bias={int(self.bias)}"
-        )
+        ) + (f":d={self.dilation}" if self.dilation != 1 else "")
 
 
 @dataclass(frozen=True)

@@ -5,7 +5,8 @@ network runs it: same module class, padding, pooling mode and tensor shapes. Thi
 place that turns a signature back into that operator, following the op conventions documented in
 `nas.spaces.nb201_network` (conv padding `kernel // 2`; odd-kernel average pools pad `kernel // 2` and
 exclude the padding from the mean; even-kernel pools, the 2x2 reduction shortcut, pad nothing and use
-`ceil_mode=True`).
+`ceil_mode=True`; max pools pad the same way). A conv signature with `dilation` > 1 (DARTS's
+`dil_conv_*`) is a dilated conv, padded `dilation * (kernel // 2)`.
 
 Example:
     >>> from nas.spaces.base import LayerSignature
@@ -65,8 +66,16 @@ def _image(sig: LayerSignature) -> torch.Tensor:
 
 def _conv(sig: LayerSignature) -> tuple[nn.Module, tuple[torch.Tensor, ...]]:
     x = _image(sig)
+    dilation = int(sig.dilation)
     module = nn.Conv2d(
-        sig.in_shape[1], sig.out_channels, sig.kernel, stride=sig.stride, padding=sig.kernel // 2, groups=sig.groups, bias=sig.bias
+        sig.in_shape[1],
+        sig.out_channels,
+        sig.kernel,
+        stride=sig.stride,
+        padding=dilation * (sig.kernel // 2),
+        dilation=dilation,
+        groups=sig.groups,
+        bias=sig.bias,
     )
     return module, (x,)
 
@@ -92,6 +101,15 @@ def _avgpool(sig: LayerSignature) -> tuple[nn.Module, tuple[torch.Tensor, ...]]:
         module = nn.AvgPool2d(sig.kernel, stride=sig.stride, padding=sig.kernel // 2, count_include_pad=False)
     else:
         module = nn.AvgPool2d(sig.kernel, stride=sig.stride, padding=0, ceil_mode=True)
+    return module, (x,)
+
+
+def _maxpool(sig: LayerSignature) -> tuple[nn.Module, tuple[torch.Tensor, ...]]:
+    x = _image(sig)
+    if sig.kernel % 2:
+        module = nn.MaxPool2d(sig.kernel, stride=sig.stride, padding=sig.kernel // 2)
+    else:
+        module = nn.MaxPool2d(sig.kernel, stride=sig.stride, padding=0, ceil_mode=True)
     return module, (x,)
 
 
@@ -139,6 +157,7 @@ _BUILDERS: dict[str, Callable[[LayerSignature], tuple[nn.Module, tuple[torch.Ten
     "hsigmoid": _hsigmoid,
     "mul": _mul,
     "avgpool": _avgpool,
+    "maxpool": _maxpool,
     "add": _add,
     "global_avgpool": _global_avgpool,
     "linear": _linear,
