@@ -1,8 +1,6 @@
 from __future__ import annotations
 
-import tempfile
 from collections import Counter
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -116,17 +114,11 @@ def test_an_input_error_inside_a_fresh_process_comes_back_as_one_line():
 
 def _onnxruntime_optimised_graph(module: torch.nn.Module, x: torch.Tensor):
     """The graph ONNX Runtime actually runs for `module` (ORT_ENABLE_ALL, as the backend sets it)."""
-    onnx = pytest.importorskip("onnx")
-    ort = pytest.importorskip("onnxruntime")
-    from nas.cost.measure._onnxruntime import export_onnx
+    pytest.importorskip("onnx")
+    pytest.importorskip("onnxruntime")
+    from nas.cost.measure._onnxruntime import OnnxRuntimeBackend
 
-    options = ort.SessionOptions()
-    options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
-    options.log_severity_level = 3
-    with tempfile.TemporaryDirectory() as folder:
-        options.optimized_model_filepath = str(Path(folder) / "optimised.onnx")
-        ort.InferenceSession(export_onnx(module, (x,)), options, providers=["CPUExecutionProvider"])
-        return onnx.load(options.optimized_model_filepath).graph
+    return OnnxRuntimeBackend().optimised_graph(module, (x,))
 
 
 def test_onnxruntime_runs_exactly_the_convs_and_pools_its_layer_options_list():

@@ -381,19 +381,23 @@ def _cells_of(space: DartsSpace, cell: str) -> int:
     return reductions if cell == "reduce" else space.n_layers - reductions
 
 
+#: A cell whose live edges never read c_{k-2} (input 0): its preprocess0 is dead code.
+NO_C0_READ = [
+    ("sep_conv_3x3", 1),
+    ("none", 0),
+    ("max_pool_3x3", 1),
+    ("sep_conv_3x3", 2),
+    ("skip_connect", 1),
+    ("dil_conv_5x5", 3),
+    ("avg_pool_3x3", 2),
+    ("skip_connect", 4),
+]
+
+
 def test_live_only_drops_the_preprocessing_of_inputs_no_live_edge_reads(small: DartsSpace) -> None:
     """No edge reads c_{k-2}: every cell's preprocess0 is dead (a 1x1 conv, or FactorizedReduce's two
     after a reduction), and nothing else is (every cell output feeds the next cell's preprocess1)."""
-    normal = [
-        ("sep_conv_3x3", 1),
-        ("none", 0),
-        ("max_pool_3x3", 1),
-        ("sep_conv_3x3", 2),
-        ("skip_connect", 1),
-        ("dil_conv_5x5", 3),
-        ("avg_pool_3x3", 2),
-        ("skip_connect", 4),
-    ]
+    normal = NO_C0_READ
     reduce = [
         ("avg_pool_3x3", 1),
         ("none", 0),
@@ -440,20 +444,11 @@ def test_merge_identical_lists_once_what_several_consumers_compute_from_one_tens
 
 def _onnxruntime_graph(module: nn.Module, x: torch.Tensor) -> Any:
     """The graph ONNX Runtime runs for `module` (ORT_ENABLE_ALL, as its measurement backend sets it)."""
-    ort = pytest.importorskip("onnxruntime")
-    onnx = pytest.importorskip("onnx")
-    import tempfile
-    from pathlib import Path
+    pytest.importorskip("onnx")
+    pytest.importorskip("onnxruntime")
+    from nas.cost.measure._onnxruntime import OnnxRuntimeBackend
 
-    from nas.cost.measure._onnxruntime import export_onnx
-
-    options = ort.SessionOptions()
-    options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
-    options.log_severity_level = 3
-    with tempfile.TemporaryDirectory() as folder:
-        options.optimized_model_filepath = str(Path(folder) / "optimised.onnx")
-        ort.InferenceSession(export_onnx(module, (x,)), options, providers=["CPUExecutionProvider"])
-        return onnx.load(options.optimized_model_filepath).graph
+    return OnnxRuntimeBackend().optimised_graph(module, (x,))
 
 
 def test_onnxruntime_runs_exactly_the_convs_and_pools_its_layer_options_list(small: DartsSpace) -> None:
@@ -473,18 +468,8 @@ def test_onnxruntime_runs_exactly_the_convs_and_pools_its_layer_options_list(sma
         ("sep_conv_5x5", 2),
         ("skip_connect", 4),
     ]
-    no_c0 = [
-        ("sep_conv_3x3", 1),
-        ("none", 0),
-        ("max_pool_3x3", 1),
-        ("sep_conv_3x3", 2),
-        ("skip_connect", 1),
-        ("dil_conv_5x5", 3),
-        ("avg_pool_3x3", 2),
-        ("skip_connect", 4),
-    ]
     v2 = small.genotype(small.from_string(DARTS_V2))
-    archs = [small.from_string(DARTS_V2), small.from_string(genotype(zero, no_c0)), small.from_string(genotype(no_c0, v2["reduce"]))]
+    archs = [small.from_string(DARTS_V2), small.from_string(genotype(zero, NO_C0_READ)), small.from_string(genotype(NO_C0_READ, v2["reduce"]))]
     archs += [small.sample(np.random.default_rng(i)) for i in range(3)]
     for arch in archs:
         graph = _onnxruntime_graph(small.build(arch, DIGITS).eval(), torch.randn(1, 1, 8, 8))

@@ -64,21 +64,35 @@ class OnnxRuntimeBackend:
     def compile(self, module: Any, example_inputs: tuple[Any, ...], *, threads: int = 1) -> Callable[[], Any]:
         return self.runner(self.session(export_onnx(module, example_inputs), threads=threads), example_inputs)
 
-    def session(self, model: bytes | str, *, threads: int = 1) -> Any:
+    def session(self, model: bytes | str, *, threads: int = 1, optimised_to: str | None = None) -> Any:
         """An `InferenceSession` for a serialized model or an `.onnx` file, with the measurement settings.
 
         `nas export` runs the file it wrote through this, so an export is timed exactly as a LUT was built.
+        `optimised_to` also saves the graph ORT's optimiser leaves (see `optimised_graph`).
         """
         ort = _require("onnxruntime")
         if threads < 1:
             raise ValueError(f"threads must be >= 1, got {threads}")
         options = ort.SessionOptions()
+        if optimised_to is not None:
+            options.optimized_model_filepath = optimised_to
         options.intra_op_num_threads = threads
         options.inter_op_num_threads = 1
         options.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
         options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
         options.log_severity_level = 3
         return ort.InferenceSession(model, options, providers=["CPUExecutionProvider"])
+
+    def optimised_graph(self, module: Any, example_inputs: tuple[Any, ...]) -> Any:
+        """The ONNX graph ORT actually runs for `module` after its optimiser (what `layer_options` model)."""
+        import tempfile
+        from pathlib import Path
+
+        onnx = _require("onnx")
+        with tempfile.TemporaryDirectory() as folder:
+            path = str(Path(folder) / "optimised.onnx")
+            self.session(export_onnx(module, example_inputs), optimised_to=path)
+            return onnx.load(path).graph
 
     def runner(self, session: Any, example_inputs: tuple[Any, ...]) -> Callable[[], Any]:
         """A zero-argument callable running `session` once on `example_inputs` (outputs: ORT values)."""
