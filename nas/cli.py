@@ -87,6 +87,7 @@ def search(
     constraint: Annotated[Optional[list[str]], typer.Option("--constraint", "-c", help="Bound on a metric, e.g. 'latency@pixel3<=12' (repeatable).")] = None,
     strategy: Annotated[Optional[str], typer.Option(help="Search strategy (see `nas strategies`).")] = None,
     option: Annotated[Optional[list[str]], typer.Option("--option", "-o", help="Strategy option KEY=VALUE (repeatable).")] = None,
+    data_spec: Annotated[Optional[str], typer.Option("--data", help="Data a one-shot strategy (darts) trains its supernet on: digits, npz:PATH, folder:PATH, cifar10:DIR (its strategy option data).")] = None,
     mode: Annotated[Optional[str], typer.Option(help="pareto (default), lexicographic, scalarized or hybrid: how strategies rank candidates.")] = None,
     mode_option: Annotated[Optional[list[str]], typer.Option("--mode-option", help="Mode option KEY=VALUE, e.g. weights=[0.7,0.3], order=[accuracy,latency@raspi4], tolerances=[0.01,0], kind=product, targets=[null,12].")] = None,
     budget: Annotated[Optional[int], typer.Option(help="Number of architectures to evaluate (in total, over resumes and workers).")] = None,
@@ -123,6 +124,8 @@ def search(
         data.update({k: v for k, v in overrides.items() if v is not None})
         if option:
             data["strategy_options"] = {**data.get("strategy_options", {}), **_parse_options(option)}
+        if data_spec is not None:
+            data["strategy_options"] = {**data.get("strategy_options", {}), "data": data_spec}
         if mode is not None:
             data["mode"] = mode
         if mode_option:
@@ -140,9 +143,9 @@ def search(
         if keep_weights is not None:
             data["keep_weights"] = keep_weights if keep_weights == "all" else _count_option(keep_weights, "--keep-weights")
         run = Run.open(out, RunConfig.from_mapping(data))
+        _search_with_progress(run, progress)
     except _user_errors() as exc:
         raise _fail(str(exc)) from None
-    _search_with_progress(run, progress)
     front = run.pareto()
     _print_frame(front, f"Pareto front: {len(front)} architectures ({out / 'pareto.csv'})")
     _print_best_under_mode(run)
@@ -195,7 +198,7 @@ def _search_with_progress(run: Any, show: bool) -> None:
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 
     if not show:
-        run.search()
+        run.search(on_status=lambda line: err_console.print(line, highlight=False, markup=False, soft_wrap=True))
         return
     start = run.n_spent()
     columns = [
@@ -216,9 +219,9 @@ def _search_with_progress(run: Any, show: bool) -> None:
                 hv += f"  labels {p.labels}/{p.label_budget}"
             if p.pruned:
                 hv += f"  pruned {p.pruned}"
-            bar.update(task, completed=p.done, hv=hv, front=p.front_size)
+            bar.update(task, completed=p.done, total=p.budget, hv=hv, front=p.front_size)
 
-        run.search(on_trial=update)
+        run.search(on_trial=update, on_status=lambda line: bar.console.print(line, highlight=False, markup=False, soft_wrap=True))
 
 
 @app.command()
@@ -329,9 +332,9 @@ def worker(run_dir: Annotated[Path, typer.Argument(help="Run directory created b
 
     try:
         run = Run.open(run_dir)
+        _search_with_progress(run, progress)
     except _user_errors() as exc:
         raise _fail(str(exc)) from None
-    _search_with_progress(run, progress)
 
 
 @app.command()

@@ -186,9 +186,12 @@ class Run:
     def loop(self) -> SearchLoop:
         return SearchLoop(self.store, self.providers, pruner=self.make_pruner(), label_budget=self.label_budget())
 
-    def search(self, *, on_trial: Callable[[Progress], None] | None = None, pareto_every: int = 25) -> pd.DataFrame:
-        """Run trials until the budget is spent (by this and any other worker); return the front."""
-        return self.loop().run(on_trial=on_trial, pareto_every=pareto_every)
+    def search(
+        self, *, on_trial: Callable[[Progress], None] | None = None, pareto_every: int = 25, on_status: Callable[[str], None] | None = None
+    ) -> pd.DataFrame:
+        """Run trials until the budget is spent (by this and any other worker); return the front.
+        `on_status` receives one-line messages of a one-shot strategy's training."""
+        return self.loop().run(on_trial=on_trial, pareto_every=pareto_every, on_status=on_status)
 
     def n_spent(self) -> int:
         return self.store.n_spent()

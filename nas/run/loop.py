@@ -21,9 +21,9 @@ from optuna.trial import TrialState
 
 from nas.accuracy.pruning import KNOWN_ATTR, Pruner
 from nas.objectives import MetricProvider, Tier, TrialContext
-from nas.run.store import LABELS_LOCK, WEIGHTS_LOCK, WORKER_ATTR, RunStore
+from nas.run.store import ERROR_ATTR, LABELS_LOCK, ONESHOT_LOCK, WEIGHTS_LOCK, WORKER_ATTR, RunStore
 from nas.spaces.base import Arch
-from nas.strategies import space_distributions
+from nas.strategies import OneShotStrategy, space_distributions
 
 _TIER_ORDER = {Tier.KNOWN: 0, Tier.MEASURED: 1, Tier.ESTIMATE: 2}
 
@@ -57,6 +57,8 @@ class SearchLoop:
         self.pruner = pruner
         self.label_budget = label_budget
         self._order = sorted(self.providers, key=lambda m: _TIER_ORDER[self.providers[m].tier])
+        #: Trials a one-shot strategy plans (None for samplers, whose plan is the budget).
+        self._planned: int | None = None
 
     # --- one trial --------------------------------------------------------------------------------
     def _reporter(self, study: optuna.Study, trial: optuna.Trial) -> Callable[[int, float, bool], None]:
@@ -84,10 +86,13 @@ class SearchLoop:
             reported.update({k: float(v) for k, v in values.items() if k != metric})
         return {m: context.metrics[m] for m in self.providers}, reported
 
-    def run_trial(self, study: optuna.Study, distributions: Mapping[str, optuna.distributions.BaseDistribution], worker: str) -> TrialState:
-        """Ask, evaluate, record one trial; returns its final state."""
+    def run_trial(
+        self, study: optuna.Study, distributions: Mapping[str, optuna.distributions.BaseDistribution], worker: str, trial: optuna.Trial | None = None
+    ) -> TrialState:
+        """Ask (unless `trial` was asked already), evaluate, record one trial; returns its final state."""
         store = self.store
-        trial = study.ask(fixed_distributions=dict(distributions))
+        if trial is None:
+            trial = study.ask(fixed_distributions=dict(distributions))
         study._storage.set_trial_system_attr(trial._trial_id, WORKER_ATTR, worker)
         accuracy: float | None = None
         try:
@@ -124,8 +129,13 @@ class SearchLoop:
             self.pruner.finish(study, trial, state, value)
 
     # --- the loop ---------------------------------------------------------------------------------
-    def run(self, *, on_trial: Callable[[Progress], None] | None = None, pareto_every: int = 25) -> pd.DataFrame:
-        """Run trials until the budget is spent (by this and any other worker); return the front."""
+    def run(
+        self, *, on_trial: Callable[[Progress], None] | None = None, pareto_every: int = 25, on_status: Callable[[str], None] | None = None
+    ) -> pd.DataFrame:
+        """Run trials until the budget is spent (by this and any other worker); return the front.
+
+        A one-shot strategy first prepares (under the run's one-shot lock) and enqueues its selected
+        archs; then the loop evaluates the waiting trials and stops when none is left."""
         store = self.store
         study = store.study
         store.lock_worker()
@@ -133,9 +143,15 @@ class SearchLoop:
             store.fail_orphans()
             distributions = space_distributions(store.space)
             worker = f"{socket.gethostname()}:{os.getpid()}"
+            one_shot = isinstance(study.sampler, OneShotStrategy)
+            if one_shot:
+                self._prepare_one_shot(study, on_status)
             since_write = 0
             while store.n_spent() < store.config.budget:
-                state = self.run_trial(study, distributions, worker)
+                trial = self._next_waiting(study, distributions) if one_shot else None
+                if one_shot and trial is None:
+                    break
+                state = self.run_trial(study, distributions, worker, trial)
                 if state == TrialState.COMPLETE:
                     since_write += 1
                 if pareto_every and since_write >= pareto_every:
@@ -147,12 +163,44 @@ class SearchLoop:
         finally:
             store.unlock_worker()
 
+    # --- one-shot strategies --------------------------------------------------------------------------
+    def _prepare_one_shot(self, study: optuna.Study, on_status: Callable[[str], None] | None) -> None:
+        """Let the strategy train (or reload) once, then enqueue its archs not yet in the study, up to the
+        budget. A trial a killed worker left (FAIL without an evaluation error) does not count as there."""
+        store = self.store
+        sampler = study.sampler
+        assert isinstance(sampler, OneShotStrategy)
+        with store.locked(ONESHOT_LOCK):
+            selected = sampler.prepare(store.directory, on_status)
+            present = set()
+            for t in study.get_trials(deepcopy=False):
+                if t.state == TrialState.FAIL and ERROR_ATTR not in t.user_attrs:
+                    continue
+                try:
+                    present.add(store.space.validate(t.params))
+                except (KeyError, ValueError):
+                    continue
+            room = store.config.budget - store.n_spent()
+            fresh = [a for a in dict.fromkeys(selected) if a not in present][: max(0, room)]
+            for arch in fresh:
+                study.enqueue_trial(dict(arch), user_attrs={"arch": store.space.to_string(arch)})
+            self._planned = len(present) + len(fresh)
+
+    def _next_waiting(self, study: optuna.Study, distributions: Mapping[str, optuna.distributions.BaseDistribution]) -> optuna.Trial | None:
+        """Pop one waiting trial, or None when the queue is empty (checked and popped under the lock, so
+        a worker never asks the one-shot strategy for an arch of its own)."""
+        with self.store.locked(ONESHOT_LOCK):
+            if not study.get_trials(deepcopy=False, states=(TrialState.WAITING,)):
+                return None
+            return study.ask(fixed_distributions=dict(distributions))
+
     def progress(self) -> Progress:
         store = self.store
         front = store.pareto()
         pruned = sum(1 for t in store.study.get_trials(deepcopy=False, states=(TrialState.PRUNED,)))
         labels = store.labels_spent() if self.label_budget is not None else None
-        return Progress(store.n_spent(), store.config.budget, store.hypervolume(front), len(front), labels, self.label_budget, pruned)
+        budget = min(store.config.budget, self._planned) if self._planned is not None else store.config.budget
+        return Progress(store.n_spent(), budget, store.hypervolume(front), len(front), labels, self.label_budget, pruned)
 
 
 __all__ = ["Progress", "SearchLoop"]

@@ -41,6 +41,7 @@ WORKERS_DIR = ".workers"
 LABELS_LOCK = ".labels.lock"
 SETUP_LOCK = ".setup.lock"
 WEIGHTS_LOCK = ".weights.lock"
+ONESHOT_LOCK = ".oneshot.lock"
 #: Trial user attrs: the arch string, objective/constraint metrics, metrics reported beside them.
 ARCH_ATTR = "arch"
 METRICS_ATTR = "metrics"

@@ -22,7 +22,9 @@ from nas.strategies._base import CONSTRAINTS_ATTR, ArchSampler, History, SearchC
 from nas.strategies._aging import AgingEvolutionSampler
 from nas.strategies._bayesian import BayesianSampler
 from nas.strategies._constrained_evolution import EvolutionResult, constrained_evolution
+from nas.strategies._darts import ChoiceCosts, DartsStrategy, OneShotError, fit_choice_costs
 from nas.strategies._local import LocalSearchSampler
+from nas.strategies._oneshot import ONESHOT_DIR, OneShotStrategy
 from nas.strategies._rl import PolicyGradientSampler
 from nas.strategies._evolution import EvolutionSampler
 from nas.strategies._random import RandomArchSampler
@@ -34,6 +36,12 @@ __all__ = [
     "PolicyGradientSampler",
     "BayesianSampler",
     "CONSTRAINTS_ATTR",
+    "ChoiceCosts",
+    "DartsStrategy",
+    "ONESHOT_DIR",
+    "OneShotError",
+    "OneShotStrategy",
+    "fit_choice_costs",
     "EvolutionResult",
     "EvolutionSampler",
     "History",
@@ -104,6 +112,13 @@ strategies.add(
     StrategyInfo(
         _ours(BayesianSampler, surrogate="mlp", encoding="path", acquisition="thompson"),
         "BANANAS: neural ensemble on path encodings with Thompson sampling at known costs",
+    ),
+)
+strategies.add(
+    "darts",
+    StrategyInfo(
+        _ours(DartsStrategy),
+        "one-shot DARTS on cell spaces (nb201, darts): relaxed supernet trained once per latency weight, expected cost from the cost provider, collapse remedy",
     ),
 )
 strategies.add("optuna-random", StrategyInfo(_optuna(optuna.samplers.RandomSampler, False), "Optuna's RandomSampler (with repeats), for comparison"))
