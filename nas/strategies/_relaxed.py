@@ -137,8 +137,9 @@ class NB201Relaxation:
         return self.space.validate({e: self.ops[b] for e, b in zip(self.edge_names, best)})
 
     def default_size(self, spec: InputSpec) -> tuple[int, int]:
-        """(channels, cells per stage): NB201's own for images of 16 px or more, else a CPU-sized 8 x 1."""
-        return (self.space.channels, self.space.cells_per_stage) if min(spec.height, spec.width) >= 16 else (8, 1)
+        """(channels, cells per stage): NB201's own for images of 16 px or more, else a CPU size, 16 x 1
+        (at 8 channels the supernet preferred parameter-free cells more often; benchmarks/results/darts.md)."""
+        return (self.space.channels, self.space.cells_per_stage) if min(spec.height, spec.width) >= 16 else (16, 1)
 
 
 # --- DARTS -------------------------------------------------------------------------------------------------
