@@ -176,8 +176,9 @@ class SearchLoop:
             for t in study.get_trials(deepcopy=False):
                 if t.state == TrialState.FAIL and ERROR_ATTR not in t.user_attrs:
                     continue
+                params = t.params or t.system_attrs.get("fixed_params") or {}  # a waiting trial has only its fixed params
                 try:
-                    present.add(store.space.validate(t.params))
+                    present.add(store.space.validate(params))
                 except (KeyError, ValueError):
                     continue
             room = store.config.budget - store.n_spent()
