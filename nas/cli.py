@@ -91,8 +91,8 @@ def search(
     mode: Annotated[Optional[str], typer.Option(help="pareto (default), lexicographic, scalarized or hybrid: how strategies rank candidates.")] = None,
     mode_option: Annotated[Optional[list[str]], typer.Option("--mode-option", help="Mode option KEY=VALUE, e.g. weights=[0.7,0.3], order=[accuracy,latency@raspi4], tolerances=[0.01,0], kind=product, targets=[null,12].")] = None,
     budget: Annotated[Optional[int], typer.Option(help="Number of architectures to evaluate (in total, over resumes and workers).")] = None,
-    accuracy: Annotated[Optional[str], typer.Option(help="Where accuracy comes from (see `nas evaluators`): table (default), csv:PATH, train:DATA (digits, npz:PATH, folder:PATH, cifar10:DIR, cifar100:DIR), predictor:MODEL[:ENCODING], zero_cost:PROXY.")] = None,
-    accuracy_option: Annotated[Optional[list[str]], typer.Option("--accuracy-option", help="Accuracy option KEY=VALUE: for predictor labels=table|csv:PATH|train:DATA, label_budget=40, initial_labels=10, or a model parameter (n_estimators=100); for zero_cost data=digits, batch_size=64.")] = None,
+    accuracy: Annotated[Optional[str], typer.Option(help="Where accuracy comes from (see `nas evaluators`): table (default), csv:PATH, train:DATA (digits, npz:PATH, folder:PATH, cifar10:DIR, cifar100:DIR), predictor:MODEL[:ENCODING], zero_cost:PROXY, ghn:PATH (`nas hypernet train`).")] = None,
+    accuracy_option: Annotated[Optional[list[str]], typer.Option("--accuracy-option", help="Accuracy option KEY=VALUE: for predictor labels=table|csv:PATH|train:DATA, label_budget=40, initial_labels=10, or a model parameter (n_estimators=100); for zero_cost data=digits, batch_size=64; for ghn:PATH data, val_samples (score on that many validation images).")] = None,
     training_option: Annotated[Optional[list[str]], typer.Option("--training-option", help="Training recipe KEY=VALUE when accuracy trains, e.g. epochs=20, lr=0.05, optimizer=adamw, max_train=500, input_size=16 (see `nas train --help`).")] = None,
     pruner: Annotated[Optional[str], typer.Option(help="Stop weak trainings early: none (default), median, hyperband (Optuna's, on accuracy curves), pareto-halving (multi-objective).")] = None,
     pruner_option: Annotated[Optional[list[str]], typer.Option("--pruner-option", help="Pruner option KEY=VALUE, e.g. reduction_factor=3, min_resource=1.")] = None,
@@ -706,9 +706,9 @@ def hypernet_train(
     out: Annotated[Path, typer.Option(help="New GHN directory (ghn.pt, manifest.json), written whole at the end; must not exist or be empty.")],
     space: Annotated[str, typer.Option(help="An NB201-family space.")] = "nb201",
     data: Annotated[str, typer.Option(help="Dataset: digits, npz:PATH, folder:PATH, cifar10:DIR, cifar100:DIR.")] = "digits",
-    steps: Annotated[int, typer.Option(help="Training steps (each: archs_per_step sampled cells on one batch); 600 take about 2 minutes on digits here.")] = 600,
+    steps: Annotated[int, typer.Option(help="Training steps (each: archs_per_step sampled cells on one batch); 600 took 7.5 minutes on digits at nb201's full network size on a shared 2-core machine (benchmarks/results/ghn.md).")] = 600,
     seed: Annotated[int, typer.Option(help="Seed of the GHN's weights, the sampled cells and the batches.")] = 0,
-    option: Annotated[Optional[list[str]], typer.Option("--option", "-o", help="GHN option KEY=VALUE: hidden=32, rounds=1, lr=0.003, batch_size=64, archs_per_step=4, channels=8, cells_per_stage=1, max_train=500, input_size, threads=1, weight_decay, grad_clip.")] = None,
+    option: Annotated[Optional[list[str]], typer.Option("--option", "-o", help="GHN option KEY=VALUE: hidden=32, rounds=1, lr=0.003, batch_size=64, archs_per_step=4, channels and cells_per_stage (default: the space's network, 16 and 5 for nb201), max_train=500, input_size, threads=1, weight_decay, grad_clip.")] = None,
     progress: Annotated[bool, typer.Option(help="Show a progress bar.")] = True,
 ) -> None:
     """Train a graph hypernetwork that generates the weights of any cell's network of the space."""

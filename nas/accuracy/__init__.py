@@ -131,4 +131,4 @@ def _ghn(request: ProviderRequest) -> MetricProvider:
     return hypernet_accuracy(request)
 
 
-evaluators.add("ghn", Evaluator(_ghn, ("accuracy",), Tier.ESTIMATE, "ghn:PATH", "validation accuracy of an NB201 cell's network with weights a graph hypernetwork generated (`nas hypernet train`); option data"))
+evaluators.add("ghn", Evaluator(_ghn, ("accuracy",), Tier.ESTIMATE, "ghn:PATH", "validation accuracy of an NB201 cell's network with weights a graph hypernetwork generated (`nas hypernet train`); options data, val_samples"))

@@ -20,6 +20,7 @@ from nas.accuracy.training import load_prepared
 from nas.cli import app
 from nas.run import Run, RunConfig
 from nas.spaces import get_space
+from nas.spaces.nb201 import NB201Space
 
 SPACE = get_space("nb201")
 TINY = {"channels": 2, "cells_per_stage": 1, "hidden": 8, "max_train": 60, "batch_size": 16, "archs_per_step": 2}
@@ -107,6 +108,41 @@ def test_a_checkpoint_round_trips_to_the_same_scores(trained, data):
     state = torch.load(out / "ghn.pt", weights_only=True)
     assert all(torch.equal(state[k], v) for k, v in second.ghn.state_dict().items())
     assert second.pins()["weights_sha256"] == second.provenance()["weights_sha256"]
+
+
+def test_the_network_size_defaults_to_the_spaces_own_and_the_manifest_records_it(tmp_path):
+    assert GHNSettings().network_size(SPACE) == (16, 5)  # nb201's network, as params/flops describe it
+    assert GHNSettings.from_mapping({"channels": 4}).network_size(SPACE) == (4, 5)
+    small = NB201Space("nb201", channels=2, cells_per_stage=1)  # same decisions, a tiny network
+    settings = GHNSettings.from_mapping({k: v for k, v in TINY.items() if k not in ("channels", "cells_per_stage")})
+    manifest = train_ghn(small, "digits", tmp_path / "g", settings, steps=1, seed=0)
+    assert manifest["network"]["channels"] == 2 and manifest["network"]["cells_per_stage"] == 1
+    assert manifest["settings"]["channels"] == 2 and manifest["settings"]["cells_per_stage"] == 1
+    provider = HypernetAccuracy(small, tmp_path / "g")
+    arch = _arch(["nor_conv_3x3"] * 6)
+    assert provider.network(arch).cells[0].edges[0][1].out_channels == 2
+    with pytest.raises(HypernetError, match="channels must be an integer >= 1 or null"):
+        GHNSettings.from_mapping({"channels": 0})
+
+
+def test_val_samples_scores_on_the_first_validation_images_only(trained):
+    out, _ = trained
+    provider = HypernetAccuracy(SPACE, out, val_samples=10)
+    assert len(provider.val_y) == 10 and torch.equal(provider.val_y, provider.data.val_y[:10])
+    scores = provider.evaluate([SPACE.sample(np.random.default_rng(s)) for s in range(3)])
+    assert np.allclose(scores / 10, np.round(scores / 10))  # accuracy over 10 images: multiples of 10 %
+    assert provider.pins()["val_samples"] == 10 and "val_samples" not in HypernetAccuracy(SPACE, out).pins()
+    with pytest.raises(HypernetError, match="val_samples must be an integer >= 2"):
+        HypernetAccuracy(SPACE, out, val_samples=1)
+
+
+def test_the_ghn_evaluator_takes_val_samples_and_refuses_unknown_options(trained, tmp_path):
+    out, _ = trained
+    base = {"space": "nb201", "objectives": ["accuracy:max", "params:min"], "accuracy": f"ghn:{out}", "budget": 2}
+    run = Run.open(tmp_path / "r", RunConfig(**base, accuracy_options={"val_samples": 12}))
+    assert len(run.providers["accuracy"].val_y) == 12
+    with pytest.raises(ValueError, match=r"unknown accuracy option\(s\) \['val'\].*expected some of \['data', 'val_samples'\]"):
+        Run.open(tmp_path / "r2", RunConfig(**base, accuracy_options={"val": 12}))
 
 
 def test_the_exported_network_holds_the_generated_weights(trained):

@@ -21,7 +21,7 @@ import os
 import shutil
 import time
 from collections.abc import Callable, Mapping
-from dataclasses import asdict, dataclass, fields
+from dataclasses import asdict, dataclass, fields, replace
 from pathlib import Path
 from typing import Any
 
@@ -46,9 +46,12 @@ class GHNSettings:
     `hidden`: embedding size; `rounds`: forward-backward message-passing rounds; `lr`: Adam's peak
     learning rate (cosine decay to 0); `weight_decay`; `batch_size`: images per step; `archs_per_step`:
     cells sampled per step; `grad_clip`: max gradient norm (0 = off); `channels`, `cells_per_stage`:
-    the generated networks' width and depth (defaults sized for digits on a CPU: 8 channels, one cell
-    per stage); `max_train`, `input_size`: the data view (as the training recipe's keys; 500 training
-    digits at their native 8 x 8 keep the task discriminative); `threads`: torch intra-op threads.
+    the generated networks' width and depth, None = the space's own (16 and 5 for `nb201`). Why the
+    space's by default: its `params` / `flops` objectives and stand-alone training describe that network,
+    and on digits stand-alone training of that size ranks NB201 cells while a tiny one (8 channels, one
+    cell per stage) does not (`benchmarks/results/ghn.md`); smaller sizes train faster and stay available.
+    `max_train`, `input_size`: the data view (as the training recipe's keys; 500 training digits at their
+    native 8 x 8 keep the task discriminative and match `Recipe()`); `threads`: torch intra-op threads.
     """
 
     hidden: int = 32
@@ -58,8 +61,8 @@ class GHNSettings:
     batch_size: int = 64
     archs_per_step: int = 4
     grad_clip: float = 5.0
-    channels: int = 8
-    cells_per_stage: int = 1
+    channels: int | None = None
+    cells_per_stage: int | None = None
     max_train: int | None = 500
     input_size: int | None = None
     threads: int = 1
@@ -73,7 +76,7 @@ class GHNSettings:
         if unknown:
             raise HypernetError(f"unknown GHN option(s) {unknown}; expected some of {known}")
         settings = cls(**data)
-        for name, low in (("hidden", 1), ("rounds", 0), ("batch_size", 2), ("archs_per_step", 1), ("channels", 1), ("cells_per_stage", 1), ("threads", 1)):
+        for name, low in (("hidden", 1), ("rounds", 0), ("batch_size", 2), ("archs_per_step", 1), ("threads", 1)):
             v = getattr(settings, name)
             if not isinstance(v, int) or isinstance(v, bool) or v < low:
                 raise HypernetError(f"GHN option {name} must be an integer >= {low}, got {v!r}")
@@ -81,11 +84,23 @@ class GHNSettings:
             v = getattr(settings, name)
             if isinstance(v, bool) or not isinstance(v, (int, float)) or not math.isfinite(v) or v < 0 or (name == "lr" and v == 0):
                 raise HypernetError(f"GHN option {name} must be a number {'> 0' if name == 'lr' else '>= 0'}, got {v!r}")
-        for name, low in (("max_train", 2), ("input_size", 1)):
+        for name, low in (("max_train", 2), ("input_size", 1), ("channels", 1), ("cells_per_stage", 1)):
             v = getattr(settings, name)
             if v is not None and (not isinstance(v, int) or isinstance(v, bool) or v < low):
                 raise HypernetError(f"GHN option {name} must be an integer >= {low} or null, got {v!r}")
         return settings
+
+    def network_size(self, space: SearchSpace) -> tuple[int, int]:
+        """`(channels, cells_per_stage)` of the generated networks: these settings', else `space`'s."""
+        channels = self.channels if self.channels is not None else int(space.channels)  # type: ignore[attr-defined]
+        cells = self.cells_per_stage if self.cells_per_stage is not None else int(space.cells_per_stage)  # type: ignore[attr-defined]
+        return channels, cells
+
+    def for_space(self, space: SearchSpace) -> GHNSettings:
+        """These settings with the network size filled in from `space` where left None, so a manifest
+        records the size the GHN was trained for."""
+        channels, cells = self.network_size(space)
+        return replace(self, channels=channels, cells_per_stage=cells)
 
     def recipe(self) -> Recipe:
         """The data view (splits, size, normalisation) as a training recipe, so stand-alone training and
@@ -109,12 +124,14 @@ def nb201_ops(space: SearchSpace) -> tuple[str, ...]:
 
 
 def make_ghn(space: SearchSpace, settings: GHNSettings, input_spec: Any) -> Any:
-    """An untrained GHN for `space`'s ops and the data's input (channels, classes)."""
+    """An untrained GHN for `space`'s ops and the data's input (channels, classes); network size from
+    `settings`, or the space's where they leave it None."""
     from nas.accuracy.hypernet.model import GraphHyperNetwork
 
+    channels, cells = settings.network_size(space)
     return GraphHyperNetwork(
-        nb201_ops(space), in_channels=input_spec.channels, classes=input_spec.classes, channels=settings.channels,
-        cells_per_stage=settings.cells_per_stage, hidden=settings.hidden, rounds=settings.rounds,
+        nb201_ops(space), in_channels=input_spec.channels, classes=input_spec.classes, channels=channels,
+        cells_per_stage=cells, hidden=settings.hidden, rounds=settings.rounds,
     )
 
 
@@ -249,6 +266,7 @@ def train_ghn(
     if not isinstance(steps, int) or steps < 1:
         raise HypernetError(f"GHN steps must be an integer >= 1, got {steps!r}")
     nb201_ops(space)
+    settings = settings.for_space(space)
     data = load_prepared(data_spec, settings.recipe())
     with deterministic(settings.threads), torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)
