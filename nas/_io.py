@@ -29,6 +29,19 @@ def write_atomic(path: str | Path, text: str) -> None:
         raise
 
 
+def check_keys(cls: type, data: Any, what: str, error: type[Exception]) -> dict[str, Any]:
+    """`data` as a dict whose keys are fields of the dataclass `cls`; unknown ones raise `error` in one
+    line naming them (`unknown {what}(s) [...]; expected some of [...]`)."""
+    from dataclasses import fields
+
+    data = dict(data or {})
+    known = sorted(f.name for f in fields(cls))
+    unknown = sorted(set(data) - set(known))
+    if unknown:
+        raise error(f"unknown {what}(s) {unknown}; expected some of {known}")
+    return data
+
+
 def make_readable(path: str | Path) -> None:
     """Give a temporary file the permissions a plain `open` would give it (mkstemp makes it owner-only)."""
     mask = os.umask(0)

@@ -29,14 +29,14 @@ import math
 import os
 import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
-from dataclasses import asdict, dataclass, field, fields
+from dataclasses import asdict, dataclass, field
 from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from nas._io import write_atomic
+from nas._io import check_keys, write_atomic
 from nas.data import DataError, Dataset, load_data
 from nas.objectives import MetricProvider, Tier, TrialContext
 from nas.spaces.base import Arch, InputSpec, SearchSpace
@@ -104,11 +104,7 @@ class Recipe:
     @classmethod
     def from_mapping(cls, data: Mapping[str, Any] | None) -> Recipe:
         """A recipe from a config section; unknown keys and bad values raise one `RecipeError` line."""
-        data = dict(data or {})
-        known = sorted(f.name for f in fields(cls))
-        unknown = sorted(set(data) - set(known))
-        if unknown:
-            raise RecipeError(f"unknown training key(s) {unknown}; expected some of {known}")
+        data = check_keys(cls, data, "training key", RecipeError)
         if "augmentation" in data:
             aug = data["augmentation"]
             if aug is None or aug == "none":

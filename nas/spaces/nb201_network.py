@@ -23,7 +23,7 @@ For every op but "conv" and "linear" the output has the input's channels, and `o
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 import torch
 from torch import nn
@@ -133,6 +133,19 @@ class ResNetBasicblock(nn.Module):
         return self.downsample(x) + out
 
 
+def stage_blocks(channels: int, cells_per_stage: int, make_cell: Callable[[int], nn.Module]) -> tuple[list[nn.Module], int]:
+    """NB201's body: 3 stages of `make_cell(width)` cells, joined by residual reductions that double the
+    width; returns the blocks and the final width (shared with the relaxed search network)."""
+    blocks: list[nn.Module] = []
+    width = channels
+    for stage in range(3):
+        if stage > 0:
+            blocks.append(ResNetBasicblock(width, 2 * width))
+            width *= 2
+        blocks.extend(make_cell(width) for _ in range(cells_per_stage))
+    return blocks, width
+
+
 class NB201Network(nn.Module):
     """NB201's evaluation network (`TinyNetwork`): stem, 3 stages of cells with 2 reductions, classifier."""
 
@@ -146,13 +159,7 @@ class NB201Network(nn.Module):
             nn.Conv2d(in_channels, channels, 3, padding=1, bias=False),
             nn.BatchNorm2d(channels, affine=True, track_running_stats=True),
         )
-        blocks: list[nn.Module] = []
-        width = channels
-        for stage in range(3):
-            if stage > 0:
-                blocks.append(ResNetBasicblock(width, 2 * width))
-                width *= 2
-            blocks.extend(InferCell(self.edge_ops, width) for _ in range(cells_per_stage))
+        blocks, width = stage_blocks(channels, cells_per_stage, lambda c: InferCell(self.edge_ops, c))
         self.cells = nn.Sequential(*blocks)
         self.lastact = nn.Sequential(
             nn.BatchNorm2d(width, affine=True, track_running_stats=True), nn.ReLU(inplace=False)

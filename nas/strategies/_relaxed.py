@@ -25,7 +25,7 @@ from nas.spaces.base import Arch, InputSpec, SearchSpace
 from nas.spaces.darts import CELLS, MULTIPLIER, NODES, DartsSpace, _pair, reduction_cells
 from nas.spaces.darts_network import FactorizedReduce, ReLUConvBN as DartsReLUConvBN, edge_module
 from nas.spaces.nb201 import NB201Space
-from nas.spaces.nb201_network import NB201Network, ResNetBasicblock, _edge_op
+from nas.spaces.nb201_network import NB201Network, _edge_op, stage_blocks
 
 
 class MixedEdge(nn.Module):
@@ -76,13 +76,7 @@ class MixedNB201Network(nn.Module):
         super().__init__()
         self.space, self.channels, self.cells_per_stage, self.spec = space, channels, cells_per_stage, spec
         self.stem = nn.Sequential(nn.Conv2d(spec.channels, channels, 3, padding=1, bias=False), nn.BatchNorm2d(channels))
-        blocks: list[nn.Module] = []
-        width = channels
-        for stage in range(3):
-            if stage > 0:
-                blocks.append(ResNetBasicblock(width, 2 * width))
-                width *= 2
-            blocks.extend(_MixedNB201Cell(space.ops, space.edges, width) for _ in range(cells_per_stage))
+        blocks, width = stage_blocks(channels, cells_per_stage, lambda c: _MixedNB201Cell(space.ops, space.edges, c))
         self.cells = nn.ModuleList(blocks)
         self.lastact = nn.Sequential(nn.BatchNorm2d(width), nn.ReLU(inplace=False))
         self.global_pooling = nn.AdaptiveAvgPool2d(1)

@@ -165,7 +165,7 @@ def _write_csv(tmp_path, columns: str) -> str:
     [
         ("predictor:xgb", {}, "unknown predictor 'xgb' in accuracy 'predictor:xgb'; known: gbm, gin, gp, mlp, rf"),
         ("predictor:rf:braille", {}, "predictor 'rf' cannot use encoding 'braille' on space 'nb201'; expected one of"),
-        ("tabel", {}, "unknown evaluator 'tabel' for accuracy; known: csv:PATH, predictor:MODEL[:ENCODING], supernet:PATH, supernet-predictor:PATH, table, train:DATA, zero_cost:PROXY"),
+        ("tabel", {}, "unknown evaluator 'tabel' for accuracy; known: csv:PATH, ghn:PATH, predictor:MODEL[:ENCODING], supernet:PATH, supernet-predictor:PATH, table, train:DATA, zero_cost:PROXY"),
         ("predictor:rf", {"label_budget": 5, "initial_labels": 8}, "label_budget (5) must be at least initial_labels (8)"),
         ("predictor:rf", {"initial_labels": 1}, "initial_labels must be at least 2"),
         ("predictor:rf", {"n_trees": 5}, "unknown accuracy option(s) ['n_trees']"),

@@ -236,7 +236,7 @@ def test_keep_weights_keeps_the_best_k_front_first(tmp_path):
     [
         ({"accuracy": "train"}, "accuracy 'train' needs data: train:DATA with DATA one of digits, npz:PATH"),
         ({"accuracy": "train:mnist"}, "unknown dataset 'mnist'; known: digits"),
-        ({"accuracy": "trian:digits"}, "unknown evaluator 'trian:digits' for accuracy; known: csv:PATH, predictor:MODEL[:ENCODING], supernet:PATH"),
+        ({"accuracy": "trian:digits"}, "unknown evaluator 'trian:digits' for accuracy; known: csv:PATH, ghn:PATH, predictor:MODEL[:ENCODING], supernet:PATH"),
         ({"accuracy": "table"}, "training options ['batch_size', 'epochs', 'max_train'] apply only when accuracy trains networks"),
         ({"accuracy": "table", "training": {}, "pruner": "median"}, "pruner 'median' stops trials on their learning curves, which only training reports"),
         ({"pruner": "asha"}, "unknown pruner 'asha'; expected one of ['none', 'median', 'hyperband', 'pareto-halving']"),

@@ -21,12 +21,13 @@ import os
 import shutil
 import time
 from collections.abc import Callable, Mapping
-from dataclasses import asdict, dataclass, fields, replace
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+from nas._io import check_keys
 from nas.accuracy.training import PreparedData, Recipe, deterministic, load_prepared, save_weights
 from nas.spaces.base import Arch, SearchSpace
 
@@ -70,11 +71,7 @@ class GHNSettings:
     @classmethod
     def from_mapping(cls, data: Mapping[str, Any] | None) -> GHNSettings:
         """Settings from `--option` pairs or a manifest; unknown keys and bad values raise one line."""
-        data = dict(data or {})
-        known = sorted(f.name for f in fields(cls))
-        unknown = sorted(set(data) - set(known))
-        if unknown:
-            raise HypernetError(f"unknown GHN option(s) {unknown}; expected some of {known}")
+        data = check_keys(cls, data, "GHN option", HypernetError)
         settings = cls(**data)
         for name, low in (("hidden", 1), ("rounds", 0), ("batch_size", 2), ("archs_per_step", 1), ("threads", 1)):
             v = getattr(settings, name)

@@ -21,13 +21,13 @@ import json
 import math
 import time
 from collections.abc import Callable, Mapping
-from dataclasses import asdict, dataclass, field, fields
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from nas._io import write_atomic
+from nas._io import check_keys, write_atomic
 from nas.accuracy.training import PreparedData, Recipe, TrainingDivergedError, batched_accuracy, deterministic, resize_images, save_weights
 from nas.spaces.base import Arch
 from nas.spaces.ofa_mbv3 import OFAMobileNetV3Space
@@ -75,11 +75,7 @@ class SupernetSettings:
 
     @classmethod
     def from_mapping(cls, data: Mapping[str, Any] | None, space: OFAMobileNetV3Space) -> SupernetSettings:
-        data = dict(data or {})
-        known = sorted(f.name for f in fields(cls))
-        unknown = sorted(set(data) - set(known))
-        if unknown:
-            raise SupernetError(f"unknown supernet option(s) {unknown}; expected some of {known}")
+        data = check_keys(cls, data, "supernet option", SupernetError)
         settings = cls(**data)
         names = phase_names(space)
         bad = sorted(set(settings.phase_epochs) - set(names))
