@@ -278,7 +278,7 @@ class DartsStrategy(OneShotStrategy):
             torch.manual_seed(seed)
             model = self.relaxation.network(data.input_spec, channels=s.channels, cells=s.cells)
             alpha = (1e-3 * torch.randn(self.relaxation.shape)).requires_grad_(True)
-            costs = None if self.costs is None else torch.tensor(self.costs.costs * self._edge_scale(), dtype=torch.float32)
+            costs = None if self.costs is None else torch.tensor(self.costs.costs * self.relaxation.keep_rate()[:, None], dtype=torch.float32)
             w_opt = torch.optim.SGD(model.parameters(), lr=s.lr, momentum=0.9, weight_decay=s.weight_decay)
             a_opt = torch.optim.Adam([alpha], lr=s.arch_lr, betas=(0.5, 0.999), weight_decay=s.arch_weight_decay)
             generator = torch.Generator().manual_seed(seed)
@@ -335,15 +335,6 @@ class DartsStrategy(OneShotStrategy):
             "predicted_cost": None if self.costs is None else float(self.costs.intercept + (self.relaxation.indicators([arch])[0] * self.costs.costs.ravel()).sum()),
         }
         return model, record
-
-    def _edge_scale(self) -> np.ndarray:
-        """Per edge, the expected number of times the discrete arch keeps it: 1 for NB201's edges; a
-        DARTS node keeps 2 of its `n` candidate inputs, so each of its edges counts `2 / n`."""
-        pairs = getattr(self.relaxation, "pairs", None)
-        if pairs is None:
-            return np.ones((self.relaxation.shape[0], 1))
-        per_cell = np.array([2.0 / n for _, n in pairs])
-        return np.tile(per_cell, self.relaxation.shape[0] // len(pairs))[:, None]
 
     @staticmethod
     def _weights(alpha: Any, s: DartsSettings, *, sample: bool) -> Any:

@@ -130,6 +130,10 @@ class NB201Relaxation:
         best = np.asarray(weights).reshape(self.shape).argmax(axis=1)
         return self.space.validate({e: self.ops[b] for e, b in zip(self.edge_names, best)})
 
+    def keep_rate(self) -> np.ndarray:
+        """Per edge, how often discretising keeps it: every NB201 edge is kept (its op may be `none`)."""
+        return np.ones(self.shape[0])
+
     def default_size(self, spec: InputSpec) -> tuple[int, int]:
         """(channels, cells per stage): NB201's own for images of 16 px or more, else a CPU size, 16 x 1
         (at 8 channels the supernet preferred parameter-free cells more often; benchmarks/results/darts.md)."""
@@ -253,6 +257,11 @@ class DartsRelaxation:
                 choices[f"{cell}_{n}_op0"] = self.ops[live[int(w[c, ki, live].argmax())]]
                 choices[f"{cell}_{n}_op1"] = self.ops[live[int(w[c, kj, live].argmax())]]
         return self.space.validate(choices)
+
+    def keep_rate(self) -> np.ndarray:
+        """Per edge, how often discretising keeps it: a node keeps 2 of its `n` candidate inputs, so each
+        of its edges counts `2 / n` in the relaxed cell's expected cost."""
+        return np.tile([2.0 / n for _, n in self.pairs], len(CELLS))
 
     def default_size(self, spec: InputSpec) -> tuple[int, int]:
         """(channels, cells): DARTS's search network (16 x 8) for images of 16 px or more, else 8 x 5."""

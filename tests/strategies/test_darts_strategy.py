@@ -281,3 +281,14 @@ def test_two_worker_processes_share_one_one_shot_step_and_evaluate_each_arch_onc
     assert logs.count("training the relaxed supernet") == 2  # each weight once, by whichever worker held the lock
     run = Run.open(tmp_path / "run")
     assert len(run.trials()) == run.n_spent() == len(set(run.trials()["arch"]))
+
+
+def test_darts_keep_rates_count_two_kept_inputs_per_node():
+    relaxation = relaxation_of(get_space("darts_small"))
+    rate = relaxation.keep_rate()
+    assert rate.shape == (relaxation.shape[0],)
+    for cell in range(2):
+        for n in (2, 3, 4, 5):
+            rows = [cell * len(relaxation.pairs) + k for k, (_, m) in enumerate(relaxation.pairs) if m == n]
+            assert rate[rows].sum() == pytest.approx(2.0)
+    assert (relaxation_of(get_space("nb201")).keep_rate() == 1).all()
