@@ -62,7 +62,7 @@ class Run:
             stored = RunConfig.from_file(config_path)
         elif config is None:
             raise RunConfigError(f"{directory} is not a nas run directory (no {CONFIG_FILE})")
-        elif directory.exists() and (not directory.is_dir() or any(directory.iterdir())):
+        elif directory.exists() and (not directory.is_dir() or any(p.name not in _STARTUP_LEFTOVERS for p in directory.iterdir())):
             raise RunConfigError(f"{directory} exists and is not a nas run directory (no {CONFIG_FILE}); choose a new --out")
         if config is None:
             config = stored
@@ -87,11 +87,12 @@ class Run:
         created = not directory.exists()
         directory.mkdir(parents=True, exist_ok=True)
         try:
+            # config.yaml first: a kill at any later moment leaves a directory the same command resumes
+            run.store.write_config()
             run.store.open_study(sampler, run.providers)
             with run.store.locked(SETUP_LOCK):
                 for provider in run.providers.values():
                     provider.setup(directory)
-            run.store.write_config()
         except BaseException:
             if created:
                 shutil.rmtree(directory, ignore_errors=True)
@@ -258,6 +259,11 @@ class Run:
 
     def progress(self) -> Progress:
         return SearchLoop(self.store, {}, label_budget=self.label_budget()).progress()
+
+
+#: What a run killed before it wrote config.yaml (by nas before this order was fixed) may have left: the
+#: study and lock files. A directory holding only these is resumed, not refused.
+_STARTUP_LEFTOVERS = frozenset({STUDY_FILE, f"{STUDY_FILE}-journal", f"{STUDY_FILE}-wal", f"{STUDY_FILE}-shm", ".workers", SETUP_LOCK, LABELS_LOCK})
 
 
 class SpaceTableUnavailable(RunConfigError):

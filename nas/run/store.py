@@ -107,6 +107,14 @@ class RunStore:
             if ref is not None:
                 study.set_user_attr("nas:reference_point", ref.tolist())
         else:
+            try:
+                searched = RunConfig.from_mapping(study.user_attrs["nas:config"])
+            except (RunConfigError, TypeError):
+                searched = None
+            diff = searched.differences(self.config) if searched is not None else []
+            if diff:
+                detail = ", ".join(f"{k}: {getattr(searched, k)!r} -> {getattr(self.config, k)!r}" for k in diff)
+                raise RunConfigError(f"storage {self.storage_url} holds a different search ({detail}); refusing to mix them, choose a new --out or --storage")
             stored = study.user_attrs.get("nas:pins", {})
             changed = [m for m in pins if m in stored and stored[m] != pins[m]]
             if changed:
