@@ -29,14 +29,13 @@ from nas.pareto import hypervolume
 from nas.run.config import RunConfig, RunConfigError
 from nas.run.providers import front_of, reference_point
 from nas.spaces.base import Arch, SearchSpace
-from nas.strategies import CONSTRAINTS_ATTR
+from nas.strategies import CONSTRAINTS_ATTR, ERROR_ATTR
 
 STUDY_NAME = "nas"
 CONFIG_FILE = "config.yaml"
 STUDY_FILE = "study.db"
 PARETO_FILE = "pareto.csv"
 WORKER_ATTR = "nas:worker"
-ERROR_ATTR = "nas:error"
 WORKERS_DIR = ".workers"
 LABELS_LOCK = ".labels.lock"
 SETUP_LOCK = ".setup.lock"

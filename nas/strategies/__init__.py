@@ -18,7 +18,7 @@ from optuna.trial import FrozenTrial
 
 from nas.registry import Registry
 from nas.spaces.base import SearchSpace
-from nas.strategies._base import CONSTRAINTS_ATTR, ArchSampler, History, SearchContext, space_distributions
+from nas.strategies._base import CONSTRAINTS_ATTR, ERROR_ATTR, ArchSampler, History, SearchContext, space_distributions
 from nas.strategies._aging import AgingEvolutionSampler
 from nas.strategies._bayesian import BayesianSampler
 from nas.strategies._constrained_evolution import EvolutionResult, constrained_evolution
@@ -36,6 +36,7 @@ __all__ = [
     "PolicyGradientSampler",
     "BayesianSampler",
     "CONSTRAINTS_ATTR",
+    "ERROR_ATTR",
     "ChoiceCosts",
     "DartsStrategy",
     "ONESHOT_DIR",

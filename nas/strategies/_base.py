@@ -24,6 +24,10 @@ from nas.spaces.base import Arch, SearchSpace
 #: Trial user attribute holding Optuna-style constraint values (<= 0 satisfied).
 CONSTRAINTS_ATTR = "constraints"
 
+#: Trial user attribute of a trial that failed in its evaluation (the reason). A FAIL trial without it was
+#: interrupted (a kill, Ctrl-C): it does not count towards a seeded sampler's stream (see `counted_before`).
+ERROR_ATTR = "nas:error"
+
 
 def space_distributions(space: SearchSpace) -> dict[str, BaseDistribution]:
     """One categorical distribution per decision, as Optuna params."""
