@@ -198,7 +198,7 @@ def halving(seeds: list[int], full_budget: int, factor: int) -> pd.DataFrame:
 # --- demo --------------------------------------------------------------------------------------------
 def demo() -> pd.DataFrame:
     with tempfile.TemporaryDirectory() as tmp:
-        env = {**os.environ, "NAS_DATA_DIR": str(Path(tmp) / "no-data")}
+        env = {**os.environ, "NAS_DATA_DIR": "none"}
         start = time.perf_counter()
         done = subprocess.run([sys.executable, "-m", "nas.cli", *DEMO, "--out", str(Path(tmp) / "own"), "--no-progress"], env=env, capture_output=True, text=True)
         wall = time.perf_counter() - start

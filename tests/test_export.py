@@ -20,7 +20,7 @@ LATENCY = dict(space="nb201", dataset="cifar10", objectives=["accuracy:max", "la
 def table_run(tmp_path_factory):
     with pytest.MonkeyPatch.context() as patch:
         root = tmp_path_factory.mktemp("export")
-        patch.setenv("NAS_DATA_DIR", str(root / "no-such-dir"))
+        patch.setenv("NAS_DATA_DIR", "none")
         Run.open(root / "r", RunConfig(**LATENCY, budget=30, seed=0)).search()
         yield root / "r"
 
@@ -29,7 +29,7 @@ def table_run(tmp_path_factory):
 def trained_run(tmp_path_factory):
     with pytest.MonkeyPatch.context() as patch:
         root = tmp_path_factory.mktemp("export_trained")
-        patch.setenv("NAS_DATA_DIR", str(root / "no-such-dir"))
+        patch.setenv("NAS_DATA_DIR", "none")
         config = RunConfig(
             space="nb201", objectives=["accuracy:max", "params:min"], accuracy="train:digits", strategy="random", budget=3, seed=0,
             training={"epochs": 1, "max_train": 60},

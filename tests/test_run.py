@@ -127,7 +127,7 @@ def test_latency_without_data_dir_or_shipped_lut_says_where_it_looked(tmp_path, 
     monkeypatch.setenv("NAS_LUTS_DIR", str(tmp_path / "no-luts"))
     with pytest.raises(FileNotFoundError) as info:
         Run.open(tmp_path / "r", RunConfig.from_mapping({**FLOPS, "objectives": "accuracy:max,latency@raspi4:min"}))
-    assert "no-such-dir" in str(info.value) and "NAS_DATA_DIR" in str(info.value)
+    assert "NAS_DATA_DIR=none" in str(info.value)
     assert not (tmp_path / "r").exists()
 
 
@@ -147,7 +147,7 @@ def test_constrained_search_on_device_tables_keeps_only_feasible_archs(tmp_path,
 def test_load_run_reads_results_without_the_data_dir(tmp_path, shared_data, monkeypatch):
     config = RunConfig.from_mapping({**FLOPS, "objectives": "accuracy:max,latency@pixel3:min", "budget": 10, "data_dir": str(shared_data)})
     Run.open(tmp_path / "r", config).search()
-    monkeypatch.setenv("NAS_DATA_DIR", str(tmp_path / "gone"))
+    monkeypatch.setenv("NAS_DATA_DIR", "none")
     front = nas.load_run(tmp_path / "r").pareto()
     assert list(front.columns[:3]) == ["arch", "accuracy", "latency@pixel3"] and len(front) >= 1
 

@@ -24,12 +24,10 @@ SEED_COLUMNS = ["accuracy_seed0", "accuracy_seed1", "accuracy_seed2"]
 
 
 @pytest.fixture
-def no_data_dir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    """Forces "no data directory": NAS_DATA_DIR is authoritative and points nowhere."""
-    missing = tmp_path / "nowhere"
+def no_data_dir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Forces "no data directory": NAS_DATA_DIR is authoritative, and `none` asks for no directory."""
     monkeypatch.chdir(tmp_path)
-    monkeypatch.setenv(tables.DATA_DIR_ENV, str(missing))
-    return missing
+    monkeypatch.setenv(tables.DATA_DIR_ENV, tables.NO_DATA_DIR)
 
 
 # ------------------------------------------------------------------------------------ embedded table
@@ -166,7 +164,7 @@ def test_nb201_finds_data_through_env_variable(monkeypatch: pytest.MonkeyPatch, 
     assert "latency@eyeriss" in tables.nb201(devices=None).columns
 
 
-def test_nb201_without_data_dir_uses_embedded_accuracy_only(no_data_dir: Path) -> None:
+def test_nb201_without_data_dir_uses_embedded_accuracy_only(no_data_dir: None) -> None:
     df = tables.nb201("cifar10")
     assert list(df.columns) == ["arch", "arch_idx", "accuracy", *SEED_COLUMNS, "params_M"]
     pd.testing.assert_frame_equal(
@@ -200,19 +198,19 @@ def test_official_dataset_names_are_accepted() -> None:
 # --------------------------------------------------------------------------------- data directory
 
 
-def test_requesting_latency_without_data_dir_says_where_it_looked(no_data_dir: Path) -> None:
+def test_requesting_latency_without_data_dir_says_where_it_looked(no_data_dir: None) -> None:
     assert tables.find_data_dir() is None
     with pytest.raises(tables.DataDirError) as info:
         tables.nb201(devices=["raspi4"])
     message = str(info.value)
     assert "latency@raspi4" in message
-    assert str(no_data_dir) in message
+    assert "NAS_DATA_DIR=none" in message
     assert "--data-dir" in message and "NAS_DATA_DIR" in message
     assert "\n" not in message
     assert isinstance(info.value, FileNotFoundError)
 
 
-def test_require_latency_without_data_dir_raises(no_data_dir: Path) -> None:
+def test_require_latency_without_data_dir_raises(no_data_dir: None) -> None:
     with pytest.raises(tables.DataDirError, match="latency"):
         tables.nb201(require_latency=True)
     with pytest.raises(tables.DataDirError, match="accuracy_12ep_test"):
@@ -254,6 +252,15 @@ def test_default_places_are_searched_in_order(monkeypatch: pytest.MonkeyPatch, t
 def test_explicit_missing_data_dir_is_an_error(tmp_path: Path) -> None:
     with pytest.raises(tables.DataDirError, match=r"does not exist; pass --data-dir or set NAS_DATA_DIR"):
         tables.find_data_dir(tmp_path / "missing")
+
+
+def test_misspelled_nas_data_dir_is_an_error_not_a_fallback(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    (tmp_path / "shared" / "data").mkdir(parents=True)
+    monkeypatch.chdir(tmp_path / "shared")  # ../shared/data would be found if the setting were ignored
+    monkeypatch.setenv(tables.DATA_DIR_ENV, str(tmp_path / "shraed"))
+    with pytest.raises(tables.DataDirError) as info:
+        tables.find_data_dir()
+    assert f"$NAS_DATA_DIR={tmp_path / 'shraed'} does not exist" in str(info.value) and "\n" not in str(info.value)
 
 
 def test_data_dir_without_the_file_names_the_missing_file(tmp_path: Path) -> None:
