@@ -18,7 +18,7 @@ from optuna.trial import FrozenTrial
 
 from nas.registry import Registry
 from nas.spaces.base import SearchSpace
-from nas.strategies._base import CONSTRAINTS_ATTR, ERROR_ATTR, ArchSampler, History, SearchContext, space_distributions
+from nas.strategies._base import CONSTRAINTS_ATTR, ERROR_ATTR, ArchSampler, ConstraintsFunc, History, KnownMetrics, SearchContext, counted_before, space_distributions
 from nas.strategies._aging import AgingEvolutionSampler
 from nas.strategies._bayesian import BayesianSampler
 from nas.strategies._constrained_evolution import EvolutionResult, constrained_evolution
@@ -38,6 +38,7 @@ __all__ = [
     "CONSTRAINTS_ATTR",
     "ERROR_ATTR",
     "ChoiceCosts",
+    "ConstraintsFunc",
     "DartsStrategy",
     "ONESHOT_DIR",
     "OneShotError",
@@ -46,9 +47,11 @@ __all__ = [
     "EvolutionResult",
     "EvolutionSampler",
     "History",
+    "KnownMetrics",
     "RandomArchSampler",
     "SearchContext",
     "constrained_evolution",
+    "counted_before",
     "StrategyInfo",
     "make_strategy",
     "space_distributions",
@@ -68,25 +71,60 @@ strategies: Registry[StrategyInfo] = Registry("strategy")
 
 
 def _constraints_func(trial: FrozenTrial) -> list[float]:
+    """The run's constraint values of a trial (`CONSTRAINTS_ATTR`), for Optuna's constrained samplers."""
     return list(trial.user_attrs.get(CONSTRAINTS_ATTR) or [])
 
 
-def _ours(cls: type[ArchSampler], **defaults: Any) -> Callable[..., BaseSampler]:
-    def make(space: SearchSpace, *, seed: int | None, constrained: bool, context: SearchContext | None = None, **options: Any) -> BaseSampler:
-        return cls(space, seed=seed, context=context, **{**defaults, **options})
+def _ours(cls: type[ArchSampler], space_defaults: Callable[[SearchSpace], dict[str, Any]] | None = None, **defaults: Any) -> Callable[..., BaseSampler]:
+    """Factory of one of our samplers: `defaults` (then `space_defaults(space)`) under the user's options.
+
+    `constrained` needs nothing here: our samplers read the run's `CONSTRAINTS_ATTR` unless given an
+    Optuna-style `constraints_func`.
+    """
+
+    def make(
+        space: SearchSpace,
+        *,
+        seed: int | None,
+        constrained: bool,
+        context: SearchContext | None = None,
+        constraints_func: ConstraintsFunc | None = None,
+        **options: Any,
+    ) -> BaseSampler:
+        extra = {"constraints_func": constraints_func} if constraints_func is not None else {}
+        if extra and "constraints_func" not in inspect.signature(cls).parameters:
+            raise ValueError(f"{cls.__name__} takes no constraints_func (it proposes its archs up front, not from the trials' feasibility)")
+        return cls(space, seed=seed, context=context, **{**defaults, **(space_defaults(space) if space_defaults else {}), **options, **extra})
 
     make.__wrapped__ = cls  # type: ignore[attr-defined]
     return make
 
 
 def _optuna(cls: type[BaseSampler], takes_constraints: bool = True) -> Callable[..., BaseSampler]:
-    def make(space: SearchSpace, *, seed: int | None, constrained: bool, context: SearchContext | None = None, **options: Any) -> BaseSampler:
-        if constrained and takes_constraints:
-            options.setdefault("constraints_func", _constraints_func)
+    def make(
+        space: SearchSpace,
+        *,
+        seed: int | None,
+        constrained: bool,
+        context: SearchContext | None = None,
+        constraints_func: ConstraintsFunc | None = None,
+        **options: Any,
+    ) -> BaseSampler:
+        if constraints_func is not None:
+            if not takes_constraints:
+                raise ValueError(f"{cls.__name__} takes no constraints_func")
+            options["constraints_func"] = constraints_func
+        elif constrained and takes_constraints:
+            options["constraints_func"] = _constraints_func
         return cls(seed=seed, **options)
 
     make.__wrapped__ = cls  # type: ignore[attr-defined]
     return make
+
+
+def _path_encoding_where_offered(space: SearchSpace) -> dict[str, Any]:
+    """BANANAS reads path encodings; a space without them (FBNet) leaves the MLP its own best encoding."""
+    return {"encoding": "path"} if "path" in space.encoding_kinds() else {}
 
 
 strategies.add("random", StrategyInfo(_ours(RandomArchSampler), "uniform random architectures, no repeats: the baseline"))
@@ -111,8 +149,8 @@ strategies.add(
 strategies.add(
     "bananas",
     StrategyInfo(
-        _ours(BayesianSampler, surrogate="mlp", encoding="path", acquisition="thompson"),
-        "BANANAS: neural ensemble on path encodings with Thompson sampling at known costs",
+        _ours(BayesianSampler, _path_encoding_where_offered, surrogate="mlp", acquisition="thompson"),
+        "BANANAS: neural ensemble on path encodings (where the space has them) with Thompson sampling at known costs",
     ),
 )
 strategies.add(
@@ -136,16 +174,27 @@ def strategy_options(name: str) -> list[str]:
 
 
 def make_strategy(
-    name: str, space: SearchSpace, *, seed: int | None = None, constrained: bool = False, context: SearchContext | None = None, **options: Any
+    name: str,
+    space: SearchSpace,
+    *,
+    seed: int | None = None,
+    constrained: bool = False,
+    context: SearchContext | None = None,
+    constraints_func: ConstraintsFunc | None = None,
+    **options: Any,
 ) -> BaseSampler:
     """Build the sampler `name`; unknown options raise one line listing the valid ones.
 
     `context` tells architecture-aware strategies the objectives, the search mode and the metrics known
-    before evaluation; Optuna's samplers are black-box and ignore it.
+    before evaluation; Optuna's samplers are black-box and ignore it. `constraints_func` is Optuna's (a
+    finished FrozenTrial -> constraint values, <= 0 feasible); without it a `constrained` run's
+    samplers read the values the run stores on each trial (`CONSTRAINTS_ATTR`).
     """
     info = strategies.get(name)
     valid = strategy_options(name)
     unknown = sorted(set(options) - set(valid))
     if unknown:
         raise ValueError(f"unknown option(s) {unknown} for strategy {name!r}; valid: {valid}")
-    return info.factory(space, seed=seed, constrained=constrained, context=context, **options)
+    if constraints_func is not None and not callable(constraints_func):
+        raise TypeError(f"constraints_func must be a callable FrozenTrial -> sequence of floats (<= 0 feasible), got {constraints_func!r}")
+    return info.factory(space, seed=seed, constrained=constrained, context=context, constraints_func=constraints_func, **options)

@@ -13,7 +13,7 @@ from optuna.study import Study
 from optuna.trial import FrozenTrial
 
 from nas.spaces.base import Arch, SearchSpace
-from nas.strategies._base import ArchSampler, SearchContext
+from nas.strategies._base import ArchSampler, ConstraintsFunc, SearchContext
 from nas.strategies._modes import fitness_order
 
 
@@ -27,9 +27,16 @@ class AgingEvolutionSampler(ArchSampler):
     """
 
     def __init__(
-        self, space: SearchSpace, *, population_size: int = 50, sample_size: int = 10, seed: int | None = None, context: SearchContext | None = None
+        self,
+        space: SearchSpace,
+        *,
+        population_size: int = 50,
+        sample_size: int = 10,
+        seed: int | None = None,
+        context: SearchContext | None = None,
+        constraints_func: ConstraintsFunc | None = None,
     ) -> None:
-        super().__init__(space, seed=seed, context=context)
+        super().__init__(space, seed=seed, context=context, constraints_func=constraints_func)
         if population_size < 2 or not 1 <= sample_size <= population_size:
             raise ValueError(f"need population_size >= 2 and 1 <= sample_size <= population_size, got {population_size}, {sample_size}")
         self.population_size = population_size
@@ -43,9 +50,10 @@ class AgingEvolutionSampler(ArchSampler):
         young = np.arange(len(hist.archs))[-self.population_size :]
         objectives = self.context.objectives if self.context else None
         mode = self.context.mode if self.context else None
+        step = self.step(study, trial)
         for _ in range(64):
             sample = rng.choice(young, size=self.sample_size, replace=False)
-            best = sample[fitness_order(hist.F[sample], hist.violation[sample], objectives, mode, trial.number)[0]]
+            best = sample[fitness_order(hist.F[sample], hist.violation[sample], objectives, mode, step)[0]]
             child = self.space.mutate(hist.archs[int(best)], rng)
             if child not in seen and self.feasible([child])[0]:
                 return child

@@ -8,17 +8,18 @@ architecture is sampled as one relative sample over all the space's decisions (c
 from __future__ import annotations
 
 from abc import abstractmethod
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 from optuna.distributions import BaseDistribution, CategoricalDistribution
 from optuna.samplers import BaseSampler, RandomSampler
+from optuna.samplers._base import _process_constraints_after_trial  # what Optuna's own samplers call
 from optuna.study import Study, StudyDirection
 from optuna.trial import FrozenTrial, TrialState
 
-from nas.objectives import Constraint, Mode, ObjectiveSet
+from nas.objectives import Constraint, MetricProvider, Mode, ObjectiveSet
 from nas.spaces.base import Arch, SearchSpace
 
 #: Trial user attribute holding Optuna-style constraint values (<= 0 satisfied).
@@ -28,10 +29,30 @@ CONSTRAINTS_ATTR = "constraints"
 #: interrupted (a kill, Ctrl-C): it does not count towards a seeded sampler's stream (see `counted_before`).
 ERROR_ATTR = "nas:error"
 
+#: Trial system attribute where Optuna's samplers (and ours, given `constraints_func`) keep its values.
+OPTUNA_CONSTRAINTS_KEY = "constraints"
+
+#: Optuna's constraints function: a finished trial -> constraint values, each <= 0 when satisfied.
+ConstraintsFunc = Callable[[FrozenTrial], Sequence[float]]
+
 
 def space_distributions(space: SearchSpace) -> dict[str, BaseDistribution]:
     """One categorical distribution per decision, as Optuna params."""
     return {d.name: CategoricalDistribution(list(d.choices)) for d in space.decisions}
+
+
+@dataclass(frozen=True)
+class KnownMetrics:
+    """`known(archs)` of a search context: each metric's provider evaluated on `archs` (`n_archs` each).
+
+    Why a class and not a closure: a sampler holds its context, and Optuna's contract says a sampler
+    pickles (to another process, a Dask worker); a module-level callable over picklable providers does.
+    """
+
+    providers: Mapping[str, MetricProvider]
+
+    def __call__(self, archs: Sequence[Arch]) -> dict[str, np.ndarray]:
+        return {m: np.asarray(p.evaluate(archs)) for m, p in self.providers.items()}
 
 
 @dataclass
@@ -76,6 +97,11 @@ class History:
     violation: np.ndarray
 
 
+def counted_before(trials: Sequence[FrozenTrial], number: int) -> int:
+    """Trials numbered below `number` that count: every one but those interrupted (FAIL without `ERROR_ATTR`)."""
+    return sum(1 for t in trials if t.number < number and not (t.state == TrialState.FAIL and ERROR_ATTR not in t.user_attrs))
+
+
 def trial_violation(trial: FrozenTrial) -> float:
     values = trial.user_attrs.get(CONSTRAINTS_ATTR) or trial.system_attrs.get(CONSTRAINTS_ATTR)
     if not values:
@@ -90,9 +116,19 @@ class ArchSampler(BaseSampler):
     every query of the same architecture is a wasted evaluation.
     """
 
-    def __init__(self, space: SearchSpace, *, seed: int | None = None, context: SearchContext | None = None) -> None:
+    def __init__(
+        self,
+        space: SearchSpace,
+        *,
+        seed: int | None = None,
+        context: SearchContext | None = None,
+        constraints_func: ConstraintsFunc | None = None,
+    ) -> None:
+        if constraints_func is not None and not callable(constraints_func):
+            raise TypeError(f"constraints_func must be a callable FrozenTrial -> sequence of floats (<= 0 feasible), got {constraints_func!r}")
         self.space = space
         self.context = context
+        self.constraints_func = constraints_func
         self._pool: list[Arch] | None = None
         self._seed = seed
         self._rng = np.random.RandomState(seed)
@@ -107,19 +143,48 @@ class ArchSampler(BaseSampler):
         return dict(self._distributions)
 
     def sample_relative(self, study: Study, trial: FrozenTrial, search_space: dict[str, BaseDistribution]) -> dict[str, Any]:
-        if not search_space:
+        """The proposed arch's value for each of the space's decisions in `search_space`.
+
+        Parameters the space does not own (a user's `trial.suggest_float("lr", ...)`, another sampler's)
+        are left out, so Optuna asks `sample_independent` for them. A trial whose every decision is fixed
+        (`study.enqueue_trial`, a resumed run re-queuing an interrupted arch) gets {} without a proposal:
+        Optuna uses the fixed values, and a proposal (a surrogate fit for bo) would be wasted.
+        """
+        ours = [name for name in search_space if name in self._distributions]
+        if not ours:
             return {}
-        # Seeded: the stream depends on (seed, trial number), so a resumed run or a second worker draws
-        # fresh numbers instead of replaying the first worker's. Unseeded: Optuna's RandomState habit.
+        fixed = trial.system_attrs.get("fixed_params") or {}
+        if all(name in fixed for name in ours):
+            return {}
+        arch = self.propose(study, trial, self.trial_rng(study, trial))
+        return {name: arch[name] for name in ours if name not in fixed}
+
+    def trial_rng(self, study: Study, trial: FrozenTrial) -> np.random.Generator:
+        """The generator of `trial`'s proposal.
+
+        Seeded: keyed on (seed, trials counted before this one), so a second worker draws fresh numbers
+        instead of replaying the first one's, and a resumed run whose interrupted trial is re-queued
+        draws from then on exactly what an uninterrupted run draws. Unseeded: Optuna's RandomState habit.
+        """
         if self._seed is not None:
-            rng = np.random.default_rng([self._seed, trial.number])
-        else:
-            rng = np.random.default_rng(self._rng.randint(0, 2**31 - 1))
-        arch = self.propose(study, trial, rng)
-        return {name: arch[name] for name in search_space}
+            return np.random.default_rng([self._seed, self.step(study, trial)])
+        return np.random.default_rng(self._rng.randint(0, 2**31 - 1))
+
+    def step(self, study: Study, trial: FrozenTrial) -> int:
+        """How many trials before `trial` count: all but the interrupted ones (FAIL without `ERROR_ATTR`).
+
+        Strategies use it wherever they would use `trial.number` (stratification steps, weight sweeps), so
+        an interruption shifts nothing.
+        """
+        return counted_before(study.get_trials(deepcopy=False), trial.number)
 
     def sample_independent(self, study: Study, trial: FrozenTrial, param_name: str, param_distribution: BaseDistribution) -> Any:
         return self._fallback.sample_independent(study, trial, param_name, param_distribution)
+
+    def after_trial(self, study: Study, trial: FrozenTrial, state: TrialState, values: Sequence[float] | None) -> None:
+        """Stores `constraints_func(trial)` in the trial's system attrs, as Optuna's samplers do."""
+        if self.constraints_func is not None:
+            _process_constraints_after_trial(self.constraints_func, study, trial, state)
 
     @abstractmethod
     def propose(self, study: Study, trial: FrozenTrial, rng: np.random.Generator) -> Arch:
@@ -127,9 +192,11 @@ class ArchSampler(BaseSampler):
 
     # --- helpers for subclasses ------------------------------------------------------------------
     def arch_of(self, trial: FrozenTrial) -> Arch | None:
+        """The trial's architecture: its params, or for a waiting enqueued trial its fixed params."""
+        params = trial.params or trial.system_attrs.get("fixed_params") or {}
         try:
-            return self.space.validate({d.name: trial.params[d.name] for d in self.space.decisions})
-        except (KeyError, ValueError):
+            return self.space.validate({d.name: params[d.name] for d in self.space.decisions})
+        except (KeyError, ValueError, TypeError):
             return None
 
     def seen(self, study: Study) -> set[Arch]:
@@ -151,9 +218,25 @@ class ArchSampler(BaseSampler):
                 continue
             archs.append(arch)
             rows.append(np.asarray(t.values, dtype=float) * signs)
-            viol.append(trial_violation(t))
+            viol.append(self.violation_of(t))
         F = np.array(rows, dtype=float).reshape(len(rows), len(signs))
         return History(archs, F, np.array(viol, dtype=float))
+
+    def violation_of(self, trial: FrozenTrial) -> float:
+        """Total constraint violation of a finished trial (0 = feasible).
+
+        With `constraints_func` its values as stored after the trial (Optuna's system attr), computed now
+        for a trial finished where no such sampler ran; without one the run's `CONSTRAINTS_ATTR`.
+        """
+        if self.constraints_func is None:
+            return trial_violation(trial)
+        if OPTUNA_CONSTRAINTS_KEY in trial.system_attrs:
+            values = trial.system_attrs[OPTUNA_CONSTRAINTS_KEY]
+        else:
+            values = self.constraints_func(trial)
+        if values is None:  # constraints_func failed on it: worse than any feasible or infeasible trial
+            return float("inf")
+        return float(np.sum(np.clip(np.asarray(values, dtype=float), 0.0, None)))
 
     def feasible(self, archs: Sequence[Arch]) -> np.ndarray:
         """Mask of archs not known to break a constraint (all True without a context)."""

@@ -24,7 +24,7 @@ from optuna.trial import FrozenTrial
 from scipy.special import ndtr
 
 from nas.spaces.base import Arch, SearchSpace
-from nas.strategies._base import ArchSampler, History, SearchContext
+from nas.strategies._base import ArchSampler, ConstraintsFunc, History, SearchContext
 from nas.strategies._modes import hybrid_weights
 
 _INV_SQRT_2PI = 1.0 / np.sqrt(2.0 * np.pi)
@@ -111,8 +111,9 @@ class BayesianSampler(ArchSampler):
         warp: Literal["power", "none"] = "power",
         seed: int | None = None,
         context: SearchContext | None = None,
+        constraints_func: ConstraintsFunc | None = None,
     ) -> None:
-        super().__init__(space, seed=seed, context=context)
+        super().__init__(space, seed=seed, context=context, constraints_func=constraints_func)
         if acquisition not in ("ehvi", "thompson"):
             raise ValueError(f"acquisition must be 'ehvi' or 'thompson', got {acquisition!r}")
         if warp not in ("power", "none"):
@@ -185,12 +186,16 @@ class BayesianSampler(ArchSampler):
         members = [pool[i] for i in bins[step % self.n_initial] if pool[i] not in seen]
         return members[int(rng.integers(len(members)))] if members else self.random_unseen(rng, seen)
 
-    def _fit(self, hist: History, y: np.ndarray) -> Any:
+    def _fit(self, hist: History, y: np.ndarray, rng: np.random.Generator) -> Any:
+        """A surrogate fitted to `y`, seeded from the trial's generator (unless the options fix
+        `random_state`), so a seeded run fits the same model every time (BANANAS' MLP ensemble drew fresh
+        initial weights on each fit before, and two seed-0 runs diverged at trial 8)."""
         assert self.context is not None
         factory = self.context.surrogate_factory
         if factory is None:
             raise ValueError(f"strategy needs surrogate {self.surrogate!r} but the search context provides no predictor factory")
-        model = factory(self.surrogate, self.encoding, self.surrogate_options)
+        options = {"random_state": int(rng.integers(2**31 - 1)), **self.surrogate_options}
+        model = factory(self.surrogate, self.encoding, options)
         model.fit(list(hist.archs), y)
         return model
 
@@ -217,16 +222,17 @@ class BayesianSampler(ArchSampler):
     # --- proposal -----------------------------------------------------------------------------------
     def propose(self, study: Study, trial: FrozenTrial, rng: np.random.Generator) -> Arch:
         known, uncertain = self._split_objectives()
+        step = self.step(study, trial)
         seen = self.seen(study)
         hist = self.history(study)
         ok = hist.violation <= 0
         if len(hist.archs) < self.n_initial or ok.sum() < 2:
-            return self._initial(seen, rng, trial.number, known)
+            return self._initial(seen, rng, step, known)
         candidates, F_known = self._candidates(hist, seen, rng, known)
         if not candidates:
             return self.random_unseen(rng, seen)
         F = self._warp(hist.F, uncertain)
-        models = [self._fit(hist, F[:, j]) for j in uncertain]
+        models = [self._fit(hist, F[:, j], rng) for j in uncertain]
         preds = [m.predict(candidates, return_std=True) for m in models]
         n_obj = F.shape[1]
         front = F[ok]
@@ -243,7 +249,7 @@ class BayesianSampler(ArchSampler):
                 score = ehvi_2d(F_known[:, 0], mean, std, front, ref, j, k)
                 tie = -mean
         else:
-            score, tie = self._scalarised(F_known, known, uncertain, preds, front, ref, trial.number, rng)
+            score, tie = self._scalarised(F_known, known, uncertain, preds, front, ref, step, rng)
         best = np.flatnonzero(score >= score.max() - 1e-15 * max(1.0, abs(score.max())))
         pick = best[np.argmax(tie[best])] if len(best) > 1 else best[0]
         return candidates[int(pick)]

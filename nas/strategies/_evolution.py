@@ -16,7 +16,7 @@ from optuna.study import Study
 from optuna.trial import FrozenTrial
 
 from nas.spaces.base import Arch, SearchSpace
-from nas.strategies._base import ArchSampler, History, SearchContext
+from nas.strategies._base import ArchSampler, ConstraintsFunc, History, SearchContext
 from nas.strategies._modes import fitness_order
 
 
@@ -58,8 +58,9 @@ class EvolutionSampler(ArchSampler):
         selection: Literal["crowding", "hypervolume"] = "crowding",
         seed: int | None = None,
         context: SearchContext | None = None,
+        constraints_func: ConstraintsFunc | None = None,
     ) -> None:
-        super().__init__(space, seed=seed, context=context)
+        super().__init__(space, seed=seed, context=context, constraints_func=constraints_func)
         if population_size < 2:
             raise ValueError(f"population_size must be >= 2, got {population_size}")
         if n_initial < 1:
@@ -89,7 +90,7 @@ class EvolutionSampler(ArchSampler):
         hist = self.history(study)
         if len(hist.archs) < self.n_initial:
             return self.random_unseen(rng, seen)
-        order = self.fitness_order(hist, step=trial.number)
+        order = self.fitness_order(hist, step=self.step(study, trial))
         population = order[: self.population_size]
         position = np.empty(len(order), dtype=np.int64)
         position[order] = np.arange(len(order))

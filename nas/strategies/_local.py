@@ -12,7 +12,7 @@ from optuna.study import Study
 from optuna.trial import FrozenTrial
 
 from nas.spaces.base import Arch, SearchSpace
-from nas.strategies._base import ArchSampler, SearchContext
+from nas.strategies._base import ArchSampler, ConstraintsFunc, SearchContext
 from nas.strategies._modes import fitness_order
 
 
@@ -32,8 +32,17 @@ class LocalSearchSampler(ArchSampler):
         8
     """
 
-    def __init__(self, space: SearchSpace, *, n_initial: int = 10, width: int = 16, seed: int | None = None, context: SearchContext | None = None) -> None:
-        super().__init__(space, seed=seed, context=context)
+    def __init__(
+        self,
+        space: SearchSpace,
+        *,
+        n_initial: int = 10,
+        width: int = 16,
+        seed: int | None = None,
+        context: SearchContext | None = None,
+        constraints_func: ConstraintsFunc | None = None,
+    ) -> None:
+        super().__init__(space, seed=seed, context=context, constraints_func=constraints_func)
         if n_initial < 1 or width < 1:
             raise ValueError(f"n_initial and width must be >= 1, got {n_initial}, {width}")
         self.n_initial = n_initial
@@ -46,7 +55,7 @@ class LocalSearchSampler(ArchSampler):
             return self.random_unseen(rng, seen)
         objectives = self.context.objectives if self.context else None
         mode = self.context.mode if self.context else None
-        order = fitness_order(hist.F, hist.violation, objectives, mode, trial.number)
+        order = fitness_order(hist.F, hist.violation, objectives, mode, self.step(study, trial))
         best = order[: self.width]
         start = int(rng.integers(len(best)))
         for k in range(len(order)):

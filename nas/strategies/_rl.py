@@ -18,7 +18,7 @@ from optuna.trial import FrozenTrial
 
 from nas.pareto import non_dominated_sort
 from nas.spaces.base import Arch, SearchSpace
-from nas.strategies._base import ArchSampler, History, SearchContext
+from nas.strategies._base import ArchSampler, ConstraintsFunc, History, SearchContext
 from nas.strategies._modes import mode_scores
 
 
@@ -48,8 +48,9 @@ class PolicyGradientSampler(ArchSampler):
         entropy_floor: float = 0.02,
         seed: int | None = None,
         context: SearchContext | None = None,
+        constraints_func: ConstraintsFunc | None = None,
     ) -> None:
-        super().__init__(space, seed=seed, context=context)
+        super().__init__(space, seed=seed, context=context, constraints_func=constraints_func)
         if learning_rate <= 0 or not 0 <= baseline_decay < 1 or not 0 <= entropy_floor < 1:
             raise ValueError(f"invalid RL options: learning_rate={learning_rate}, baseline_decay={baseline_decay}, entropy_floor={entropy_floor}")
         self.learning_rate = learning_rate
@@ -96,7 +97,7 @@ class PolicyGradientSampler(ArchSampler):
 
     def propose(self, study: Study, trial: FrozenTrial, rng: np.random.Generator) -> Arch:
         seen = self.seen(study)
-        probs = self.policy(self.history(study), trial.number)
+        probs = self.policy(self.history(study), self.step(study, trial))
         for _ in range(200):
             idx = np.array([[rng.choice(len(p), p=p) for p in probs]])
             arch = self.space.from_index_matrix(idx)[0]

@@ -49,6 +49,7 @@ __all__ = [
     "MLPEnsemblePredictor",
     "NaNTargetError",
     "NoUncertaintyError",
+    "PredictorFactory",
     "PredictorInputError",
     "PredictorSpec",
     "RandomForestPredictor",
@@ -130,6 +131,22 @@ def make_predictor(name: str, space: SearchSpace | str, encoding: str | None = N
         params = {**spec.space_params(the_space), **params}
     estimator: BaseEstimator = spec.estimator(**params)
     return Pipeline([("encode", ArchEncoder(the_space, kind)), ("model", estimator)])
+
+
+@dataclass(frozen=True)
+class PredictorFactory:
+    """`(name, encoding, options) -> make_predictor(name, space, encoding, **options)`: the surrogate
+    factory a search context hands a strategy (a class, not a closure, so the strategy pickles).
+
+    Example:
+        >>> PredictorFactory("nb201")("rf", None, {"n_estimators": 5}).named_steps["model"].n_estimators
+        5
+    """
+
+    space: SearchSpace | str
+
+    def __call__(self, name: str, encoding: str | None, options: dict[str, Any]) -> Pipeline:
+        return make_predictor(name, self.space, encoding, **options)
 
 
 from nas.accuracy.predictors.data import TrainingDataError, from_csv, from_frame, from_table, from_trials  # noqa: E402
