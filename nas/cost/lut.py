@@ -244,7 +244,7 @@ def lut_note(lut: LUT, space: str) -> str:
     where = f"LUT {lut.path.name if lut.path else lut.meta.get('device')}: {what}"
     if kind == "fitted" and isinstance(v.get("mape"), (int, float)):
         return (
-            f"{where} fitted on {v.get('k')} networks of {v.get('source')}; held-out on {v.get('n')}: "
+            f"{where} from {v.get('k')} networks of {v.get('source')}; held-out on {v.get('n')} networks: "
             f"MAPE {100 * v['mape']:.1f} %, median error {100 * float(v.get('mdape', float('nan'))):.1f} %, Spearman {float(v.get('spearman', float('nan'))):.3f}"
         )
     if isinstance(v.get("mape_pct"), (int, float)):

@@ -56,7 +56,7 @@ def test_a_fitted_lut_says_it_is_an_estimate_with_its_held_out_error(no_data_dir
     v = LUT.load(find_lut("raspi4", "fbnet")).validation("fbnet")
     assert info["estimate"] is True and info["kind"] == "fitted"
     assert info["note"].startswith("LUT raspi4.csv: fitted estimate") and f"MAPE {100 * v['mape']:.1f} %" in info["note"]
-    assert f"held-out on {v['n']}" in info["note"] and f"median error {100 * v['mdape']:.1f} %" in info["note"]
+    assert f"from 100 networks of latency_ms.csv.gz; held-out on {v['n']} networks" in info["note"] and f"median error {100 * v['mdape']:.1f} %" in info["note"]
 
 
 def test_search_on_a_shipped_lut_runs_end_to_end_without_the_data_dir(tmp_path, no_data_dir):
