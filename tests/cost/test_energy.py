@@ -140,7 +140,7 @@ def test_estimate_is_labelled_in_provenance(space, no_data_dir):
     prov = resolve_provider("energy@raspi4", space, RunConfig(objectives=["accuracy:max", "energy@raspi4:min"])).provenance()
     assert prov["estimate"] is True and prov["method"] == "nominal power x latency" and prov["power_w"] == 6.4
     assert "Raspberry Pi 4" in prov["source"] and prov["units"] == "mJ"
-    assert prov["note"] == "nominal 6.4 W x latency from LUT raspi4.csv"
+    assert prov["note"] == "nominal 6.4 W x latency from table nb201/latency_ms/raspi4"  # the shipped measured table
 
 
 def test_power_figures_cover_every_nb201_device_with_a_source():
@@ -223,7 +223,7 @@ def test_search_with_an_energy_estimate_prints_the_estimate_note(tmp_path, no_da
     args = ["search", "--objectives", "accuracy:max,energy@raspi4:min", "--budget", "5", "--seed", "0", "--out", str(out), "--no-progress"]
     result = runner.invoke(app, args, catch_exceptions=False)
     assert result.exit_code == 0, result.output
-    note = "note: energy@raspi4 is an estimate (nominal 6.4 W x latency from LUT raspi4.csv)"
+    note = "note: energy@raspi4 is an estimate (nominal 6.4 W x latency from table nb201/latency_ms/raspi4)"
     assert note in result.output
     shown = runner.invoke(app, ["pareto", str(out)], catch_exceptions=False)
     assert shown.exit_code == 0 and note in shown.output
