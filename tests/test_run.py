@@ -77,7 +77,7 @@ def test_killed_search_process_resumes_from_an_intact_study(tmp_path, no_data_di
     proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     db = out / "study.db"
     n = 0
-    for _ in range(600):
+    for _ in range(3000):  # start-up is slow on a loaded machine; the loop leaves as soon as 15 trials are done
         time.sleep(0.1)
         if db.is_file():
             try:

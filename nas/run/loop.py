@@ -12,11 +12,13 @@ from __future__ import annotations
 import math
 import os
 import socket
+import warnings
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 
 import optuna
 import pandas as pd
+from optuna.storages._heartbeat import get_heartbeat_thread
 from optuna.trial import TrialState
 
 from nas.accuracy.pruning import KNOWN_ATTR, Pruner
@@ -93,11 +95,12 @@ class SearchLoop:
         store = self.store
         if trial is None:
             trial = study.ask(fixed_distributions=dict(distributions))
-        study._storage.set_trial_system_attr(trial._trial_id, WORKER_ATTR, worker)
+            study._storage.set_trial_system_attr(trial._trial_id, WORKER_ATTR, worker)
         accuracy: float | None = None
         try:
             arch = store.space.validate(trial.params)
-            metrics, reported = self.evaluate(study, trial, arch)
+            with get_heartbeat_thread(trial._trial_id, study._storage):  # a no-op unless the storage is shared
+                metrics, reported = self.evaluate(study, trial, arch)
             missing = [m for m, v in metrics.items() if not math.isfinite(v)]
             if missing:
                 raise ValueError(f"no value for {missing} of {store.space.to_string(arch)}")
@@ -114,8 +117,7 @@ class SearchLoop:
             store.fail_trial(trial, f"{type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}")
             self._finish(study, trial, TrialState.FAIL, None)
             return TrialState.FAIL
-        provenance = {m: str(p.provenance().get("table", type(p).__name__)) for m, p in self.providers.items()}
-        store.record_trial(trial, arch, metrics, reported, provenance)
+        store.record_trial(trial, arch, metrics, reported)
         accuracy = metrics.get("accuracy")
         self._finish(study, trial, TrialState.COMPLETE, accuracy)
         keep = store.config.keep_weights
@@ -134,23 +136,23 @@ class SearchLoop:
     ) -> pd.DataFrame:
         """Run trials until the budget is spent (by this and any other worker); return the front.
 
-        A one-shot strategy first prepares (under the run's one-shot lock) and enqueues its selected
-        archs; then the loop evaluates the waiting trials and stops when none is left."""
+        Trials a killed worker left are failed and their architectures queued again first. A one-shot
+        strategy then prepares (under the run's one-shot lock) and enqueues its selected archs, and the
+        loop evaluates the waiting trials and stops when none is left."""
         store = self.store
         study = store.study
         store.lock_worker()
         try:
-            store.fail_orphans()
+            with store.ask_lock.held():
+                store.fail_orphans()
+                store.requeue_interrupted()
             distributions = space_distributions(store.space)
             worker = f"{socket.gethostname()}:{os.getpid()}"
             one_shot = isinstance(study.sampler, OneShotStrategy)
             if one_shot:
                 self._prepare_one_shot(study, on_status)
             since_write = 0
-            while store.n_spent() < store.config.budget:
-                trial = self._next_waiting(study, distributions) if one_shot else None
-                if one_shot and trial is None:
-                    break
+            while (trial := self._claim(study, distributions, worker, one_shot)) is not None:
                 state = self.run_trial(study, distributions, worker, trial)
                 if state == TrialState.COMPLETE:
                     since_write += 1
@@ -163,15 +165,37 @@ class SearchLoop:
         finally:
             store.unlock_worker()
 
+    def _claim(
+        self, study: optuna.Study, distributions: Mapping[str, optuna.distributions.BaseDistribution], worker: str, one_shot: bool
+    ) -> optuna.Trial | None:
+        """The next trial this worker evaluates, or None when the budget is spent (or a one-shot
+        strategy's queue is empty). Checked, asked and tagged under the study's ask lock: no two workers
+        see the budget unspent for one remaining trial, and a proposed architecture's params are stored
+        before the next worker's strategy looks at the history, so none is proposed twice."""
+        store = self.store
+        with store.ask_lock.held():
+            if store.n_spent() >= store.config.budget:
+                return None
+            if one_shot and not store.n_waiting():
+                return None
+            with warnings.catch_warnings():
+                # Optuna warns that heartbeats (on for shared storages) are meant for Study.optimize; this loop beats them itself
+                warnings.filterwarnings("ignore", message="Heartbeat of storage is supposed to be used with Study.optimize")
+                trial = study.ask(fixed_distributions=dict(distributions))
+            study._storage.set_trial_system_attr(trial._trial_id, WORKER_ATTR, worker)
+            return trial
+
     # --- one-shot strategies --------------------------------------------------------------------------
     def _prepare_one_shot(self, study: optuna.Study, on_status: Callable[[str], None] | None) -> None:
-        """Let the strategy train (or reload) once, then enqueue its archs not yet in the study, up to the
-        budget. A trial a killed worker left (FAIL without an evaluation error) does not count as there."""
+        """Let the strategy train (or reload) once, under the one-shot lock, then enqueue its archs not
+        yet in the study, up to the budget, under the ask lock. A trial a killed worker left (FAIL
+        without an evaluation error) does not count as there."""
         store = self.store
         sampler = study.sampler
         assert isinstance(sampler, OneShotStrategy)
         with store.locked(ONESHOT_LOCK):
             selected = sampler.prepare(store.directory, on_status)
+        with store.ask_lock.held():
             present = set()
             for t in study.get_trials(deepcopy=False):
                 if t.state == TrialState.FAIL and ERROR_ATTR not in t.user_attrs:
@@ -181,19 +205,11 @@ class SearchLoop:
                     present.add(store.space.validate(params))
                 except (KeyError, ValueError):
                     continue
-            room = store.config.budget - store.n_spent()
+            room = store.config.budget - store.n_spent() - store.n_waiting()
             fresh = [a for a in dict.fromkeys(selected) if a not in present][: max(0, room)]
             for arch in fresh:
                 study.enqueue_trial(dict(arch), user_attrs={"arch": store.space.to_string(arch)})
             self._planned = len(present) + len(fresh)
-
-    def _next_waiting(self, study: optuna.Study, distributions: Mapping[str, optuna.distributions.BaseDistribution]) -> optuna.Trial | None:
-        """Pop one waiting trial, or None when the queue is empty (checked and popped under the lock, so
-        a worker never asks the one-shot strategy for an arch of its own)."""
-        with self.store.locked(ONESHOT_LOCK):
-            if not study.get_trials(deepcopy=False, states=(TrialState.WAITING,)):
-                return None
-            return study.ask(fixed_distributions=dict(distributions))
 
     def progress(self) -> Progress:
         store = self.store

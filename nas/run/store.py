@@ -28,6 +28,7 @@ from nas.objectives import MetricProvider, ObjectiveSet
 from nas.pareto import hypervolume
 from nas.run.config import RunConfig, RunConfigError
 from nas.run.providers import front_of, reference_point
+from nas.run.storage import AskLock, open_storage
 from nas.spaces.base import Arch, SearchSpace
 from nas.strategies import CONSTRAINTS_ATTR, ERROR_ATTR
 
@@ -41,6 +42,7 @@ LABELS_LOCK = ".labels.lock"
 SETUP_LOCK = ".setup.lock"
 WEIGHTS_LOCK = ".weights.lock"
 ONESHOT_LOCK = ".oneshot.lock"
+ASK_LOCK = ".ask.lock"
 #: Trial user attrs: the arch string, objective/constraint metrics, metrics reported beside them.
 ARCH_ATTR = "arch"
 METRICS_ATTR = "metrics"
@@ -76,6 +78,7 @@ class RunStore:
         self.objectives: ObjectiveSet = config.objective_set()
         self._study: optuna.Study | None = None
         self._worker_lock: Any = None
+        self._ask_lock: AskLock | None = None
 
     # --- the study --------------------------------------------------------------------------------
     @property
@@ -83,8 +86,14 @@ class RunStore:
         return self.config.storage or f"sqlite:///{(self.directory / STUDY_FILE).resolve()}"
 
     def _storage(self) -> optuna.storages.RDBStorage:
-        url = self.storage_url
-        return optuna.storages.RDBStorage(url, engine_kwargs={"connect_args": {"timeout": 60}} if url.startswith("sqlite") else None)
+        return open_storage(self.storage_url, heartbeat=self.config.storage is not None)
+
+    @property
+    def ask_lock(self) -> AskLock:
+        """The lock every worker of this study holds while it checks the budget and asks (see `nas.run.storage`)."""
+        if self._ask_lock is None:
+            self._ask_lock = AskLock(self.storage_url, self.directory / ASK_LOCK)
+        return self._ask_lock
 
     def open_study(self, sampler: optuna.samplers.BaseSampler, providers: Mapping[str, MetricProvider]) -> optuna.Study:
         """Create the study (storing config, provenance, pins and reference point) or load it; a resumed
@@ -184,36 +193,75 @@ class RunStore:
         return alive
 
     def fail_orphans(self) -> int:
-        """Mark RUNNING trials of dead workers as FAIL, so the budget they hold is not lost.
+        """Mark RUNNING trials of dead workers as FAIL, so the budget they hold is not lost; call it under
+        the ask lock.
 
-        A trial is created before its worker can tag it (Optuna samples inside `ask`), so an untagged
-        RUNNING trial is an orphan when no other worker of this run directory is alive. With a shared
-        storage (`--storage`), workers on other hosts are trusted to be alive.
+        A worker tags its trial inside the ask lock, so under that lock an untagged RUNNING trial was left
+        by a worker killed while asking. A trial tagged by this host is an orphan when its process is gone;
+        one tagged by another host (a shared `--storage`) when its heartbeat is stale.
         """
         host = socket.gethostname()
-        shared = self.config.storage is not None
-        others = shared or self._other_live_workers()
+        storage = self.study._storage
+        stale: set[int] = set()
+        if self.config.storage is not None and hasattr(storage, "_get_stale_trial_ids"):
+            stale = set(storage._get_stale_trial_ids(self.study._study_id))
         failed = 0
         for t in self.study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)):
             worker_host, _, pid = t.system_attrs.get(WORKER_ATTR, "").rpartition(":")
-            if worker_host == host and pid.isdigit():
+            if not worker_host:
+                orphan = True
+            elif worker_host == host and pid.isdigit():
                 orphan = int(pid) != os.getpid() and not _pid_alive(int(pid))
             else:
-                orphan = not others and not worker_host
+                orphan = t._trial_id in stale
             if orphan:
-                self.study._storage.set_trial_state_values(t._trial_id, TrialState.FAIL)
+                storage.set_trial_state_values(t._trial_id, TrialState.FAIL)
                 failed += 1
         return failed
 
+    def requeue_interrupted(self) -> int:
+        """Enqueue again the architecture of each trial a kill or Ctrl-C interrupted (FAIL without an
+        evaluation error) that no other trial holds, within the budget; call it under the ask lock.
+
+        Why: the interrupted trial's architecture was the strategy's choice at that point of the history;
+        evaluating it next keeps a resumed run on the path of an uninterrupted one (the strategies key
+        their randomness on the trials that count, so the rest follows)."""
+        held: set[Arch] = set()
+        interrupted: list[tuple[Arch, dict[str, Any]]] = []
+        for t in self.study.get_trials(deepcopy=False):
+            params = t.params or t.system_attrs.get("fixed_params") or {}
+            try:
+                arch = self.space.validate(params)
+            except (KeyError, ValueError):
+                continue
+            if t.state == TrialState.FAIL and ERROR_ATTR not in t.user_attrs:
+                interrupted.append((arch, dict(params)))
+            else:
+                held.add(arch)
+        room = self.config.budget - self.n_spent() - self.n_waiting()
+        queued = 0
+        for arch, params in interrupted:
+            if arch in held or queued >= room:
+                continue
+            self.study.enqueue_trial(params, user_attrs={ARCH_ATTR: self.space.to_string(arch)})
+            held.add(arch)
+            queued += 1
+        return queued
+
     def n_spent(self) -> int:
-        """Trials that count against the budget: completed, pruned, failed evaluations, and running ones."""
+        """Trials that count against the budget: completed, pruned, failed evaluations, and running ones
+        (waiting ones are planned, not spent)."""
         spent = 0
         for t in self.study.get_trials(deepcopy=False):
-            if t.state in (TrialState.COMPLETE, TrialState.PRUNED, TrialState.RUNNING, TrialState.WAITING):
+            if t.state in (TrialState.COMPLETE, TrialState.PRUNED, TrialState.RUNNING):
                 spent += 1
             elif t.state == TrialState.FAIL and ERROR_ATTR in t.user_attrs:
                 spent += 1
         return spent
+
+    def n_waiting(self) -> int:
+        """Trials enqueued and not yet asked for (a one-shot strategy's picks, re-queued interrupted ones)."""
+        return len(self.study.get_trials(deepcopy=False, states=(TrialState.WAITING,)))
 
     # --- recording --------------------------------------------------------------------------------
     def record_trial(
