@@ -326,12 +326,16 @@ def _write_training(out: Path, space: Any, arch: str, data: str, seed: int, reci
 
 
 @app.command()
-def worker(run_dir: Annotated[Path, typer.Argument(help="Run directory created by `nas search`.")], progress: bool = True) -> None:
+def worker(
+    run_dir: Annotated[Path, typer.Argument(help="Run directory created by `nas search`; on another machine, a new directory for this worker's files (with --storage).")],
+    storage: Annotated[Optional[str], typer.Option(help="The shared storage URL of a run started elsewhere (postgresql://...): its config is read from there.")] = None,
+    progress: bool = True,
+) -> None:
     """Join a run as one more worker: evaluates trials until the run's budget is spent."""
-    from nas.run import Run
+    from nas.run import Run, config_from_storage
 
     try:
-        run = Run.open(run_dir)
+        run = Run.open(run_dir, config_from_storage(storage, run_dir) if storage else None)
         _search_with_progress(run, progress)
     except _user_errors() as exc:
         raise _fail(str(exc)) from None

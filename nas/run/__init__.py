@@ -20,6 +20,7 @@ from nas.objectives import MetricProvider, parse_spec
 from nas.run.config import RunConfig, RunConfigError
 from nas.run.loop import Progress, SearchLoop
 from nas.run.providers import front_of, reference_point, resolve_metrics, resolve_provider, resolve_providers, space_table
+from nas.run.storage import StorageError, config_from_storage
 from nas.run.store import CONFIG_FILE, LABELS_LOCK, PARETO_FILE, SETUP_LOCK, STUDY_FILE, RunStore
 from nas.spaces import get_space
 from nas.spaces.base import SearchSpace
@@ -310,6 +311,8 @@ __all__ = [
     "RunStore",
     "SearchLoop",
     "SpaceTableUnavailable",
+    "StorageError",
+    "config_from_storage",
     "front_of",
     "load_run",
     "reference_point",

@@ -157,4 +157,32 @@ class AskLock:
             self._engine = None
 
 
-__all__ = ["AskLock", "StorageError", "open_storage", "parse_url", "shown"]
+def config_from_storage(url: str, directory: Path) -> Any:
+    """The config of the nas run whose study lives at `url`, for a worker joining it from `directory`.
+
+    Why: on a second machine there is no run directory to read `config.yaml` from; the study stores the
+    config it was created with. `directory` becomes this worker's run directory (its own artefacts); if it
+    already holds a run, that run must be the one at `url`.
+    """
+    from nas.run.config import RunConfig, RunConfigError
+    from nas.run.store import CONFIG_FILE, STUDY_NAME
+
+    parse_url(url)
+    if (Path(directory) / CONFIG_FILE).is_file():
+        config = RunConfig.from_file(Path(directory) / CONFIG_FILE)
+        if config.storage is None:
+            raise RunConfigError(f"{directory} holds a run on its own SQLite file, not one at --storage {shown(url)}; choose another directory")
+        return config
+    storage = open_storage(url)
+    try:
+        stored = storage.get_study_user_attrs(storage.get_study_id_from_name(STUDY_NAME))
+    except KeyError:
+        raise RunConfigError(f"--storage {shown(url)} holds no nas run (no study {STUDY_NAME!r}); start one with `nas search --storage URL` first") from None
+    finally:
+        storage.engine.dispose()
+    if "nas:config" not in stored:
+        raise RunConfigError(f"--storage {shown(url)} holds a study {STUDY_NAME!r} that nas did not make (no nas:config)")
+    return RunConfig.from_mapping({**stored["nas:config"], "storage": url})
+
+
+__all__ = ["AskLock", "StorageError", "config_from_storage", "open_storage", "parse_url", "shown"]

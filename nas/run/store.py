@@ -12,6 +12,7 @@ import fcntl
 import json
 import os
 import socket
+import threading
 import warnings
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
@@ -119,10 +120,14 @@ class RunStore:
                 searched = RunConfig.from_mapping(study.user_attrs["nas:config"])
             except (RunConfigError, TypeError):
                 searched = None
-            diff = searched.differences(self.config) if searched is not None else []
+            # the URL may differ between machines that reach one database; the study itself is the check
+            diff = [k for k in searched.differences(self.config) if k != "storage"] if searched is not None else []
             if diff:
                 detail = ", ".join(f"{k}: {getattr(searched, k)!r} -> {getattr(self.config, k)!r}" for k in diff)
                 raise RunConfigError(f"storage {self.storage_url} holds a different search ({detail}); refusing to mix them, choose a new --out or --storage")
+            if searched is not None and searched.to_dict() != self.config.to_dict():
+                # a resume may change the budget (and keep_weights): workers joining from the storage alone read it here
+                study.set_user_attr("nas:config", {**self.config.to_dict(), "storage": searched.storage})
             stored = study.user_attrs.get("nas:pins", {})
             changed = [m for m in pins if m in stored and stored[m] != pins[m]]
             if changed:
@@ -167,7 +172,8 @@ class RunStore:
     def lock_worker(self) -> None:
         folder = self.directory / WORKERS_DIR
         folder.mkdir(exist_ok=True)
-        fh = open(folder / f"{socket.gethostname()}-{os.getpid()}.lock", "w")
+        # one lock per worker thread too: threads of one process may each run a worker (as study.optimize(n_jobs=...) does)
+        fh = open(folder / f"{socket.gethostname()}-{os.getpid()}-{threading.get_ident()}.lock", "w")
         fcntl.flock(fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
         self._worker_lock = fh
 
