@@ -233,7 +233,7 @@ def test_true_front_of_a_config_and_of_its_run_agree_and_dominate_the_search(tmp
     assert run.hypervolume_trace()[-1] == pytest.approx(run.hypervolume())
 
 
-def test_space_table_refuses_slow_metrics_large_spaces_and_moved_sources(tmp_path, no_data_dir, monkeypatch, shared_data):
+def test_space_table_refuses_slow_metrics_large_spaces_and_moved_sources(tmp_path, no_data_dir, monkeypatch):
     from nas.run import SpaceTableUnavailable
 
     trained = Run.open(tmp_path / "t", RunConfig(space="nb201", objectives=["accuracy:max", "flops:min"], accuracy="train:digits", strategy="random", budget=1, training={"epochs": 1, "max_train": 40}))
@@ -243,9 +243,13 @@ def test_space_table_refuses_slow_metrics_large_spaces_and_moved_sources(tmp_pat
     ofa = Run.open(tmp_path / "o", RunConfig(space="ofa_mbv3_small", dataset="digits", objectives=["flops:min", "params:min"], strategy="random", budget=1))
     with pytest.raises(SpaceTableUnavailable, match="too large to list"):
         ofa.true_front()
-    lut_run = Run.open(tmp_path / "l", RunConfig(**{**FLOPS, "objectives": ["accuracy:max", "latency@raspi4:min"]}, budget=2, seed=0))
-    lut_run.search()
-    monkeypatch.setenv("NAS_DATA_DIR", str(shared_data))  # the measured table now exists: another source
+    table_run = Run.open(tmp_path / "l", RunConfig(**{**FLOPS, "objectives": ["accuracy:max", "latency@raspi4:min"]}, budget=2, seed=0))
+    table_run.search()
+    edited = pd.read_csv(nas.tables.shipped_latency_table("nb201"))
+    edited.loc[0, "raspi4"] *= 2
+    (tmp_path / "edited" / "nb201").mkdir(parents=True)
+    edited.to_csv(tmp_path / "edited" / "nb201" / "latency_ms.csv.gz", index=False)
+    monkeypatch.setenv("NAS_DATA_DIR", str(tmp_path / "edited"))  # a table with other numbers (another sha256): another source
     with pytest.raises(SpaceTableUnavailable, match="latency@raspi4 now resolve"):
         load_run(tmp_path / "l").true_front()
 

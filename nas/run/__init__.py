@@ -8,7 +8,8 @@ results) and the search loop (`nas.run.loop`: ask, evaluate, record). `Run` open
 from __future__ import annotations
 
 import shutil
-from collections.abc import Callable, Mapping, Sequence
+import warnings
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -20,7 +21,7 @@ from nas.objectives import MetricProvider, parse_spec
 from nas.run.config import RunConfig, RunConfigError
 from nas.run.loop import Progress, SearchLoop
 from nas.run.providers import front_of, reference_point, resolve_metrics, resolve_provider, resolve_providers, space_table
-from nas.run.storage import StorageError, config_from_storage
+from nas.run.sources import same_source
 from nas.run.store import CONFIG_FILE, LABELS_LOCK, PARETO_FILE, SETUP_LOCK, STUDY_FILE, RunStore
 from nas.spaces import get_space
 from nas.spaces.base import SearchSpace
@@ -88,9 +89,13 @@ class Run:
         created = not directory.exists()
         directory.mkdir(parents=True, exist_ok=True)
         try:
-            # config.yaml first: a kill at any later moment leaves a directory the same command resumes
-            run.store.write_config()
+            # config.yaml first: a kill at any later moment leaves a directory the same command resumes;
+            # a resume rewrites it (a new budget) only once the study agreed, so a refusal changes nothing
+            if stored is None:
+                run.store.write_config()
             run.store.open_study(sampler, run.providers)
+            if stored is not None and config.to_dict() != stored.to_dict():
+                run.store.write_config()
             with run.store.locked(SETUP_LOCK):
                 for provider in run.providers.values():
                     provider.setup(directory)
@@ -136,10 +141,16 @@ class Run:
         return make_pruner(self.config.pruner, self.config.pruner_options, objectives=self.objectives, max_resource=int(epochs), metric=metric)
 
     def check_feasible(self) -> None:
-        """Refuse a constraint set that no architecture of a listable space can satisfy, before searching."""
+        """Refuse a constraint set that no architecture of a listable space can satisfy, before searching;
+        warn (`UnsatisfiableConstraintWarning`) when a table of a metric learnt only by evaluation
+        (accuracy) shows that none can meet its bound, since the search would spend its whole budget
+        for an empty front."""
         context = self.context()
         cons = context.known_constraints()
-        if not cons or not self.space.can_list():
+        if not self.space.can_list():
+            return
+        self._warn_unsatisfiable([c for c in self.objectives.constraints if not self.providers[c.metric].known])
+        if not cons:
             return
         archs = self.space.enumerate()
         values = context.known(archs) if context.known else {}
@@ -151,6 +162,21 @@ class Run:
             raise RunConfigError(
                 f"no architecture of space {self.space.name!r} satisfies {[str(c) for c in cons]} (best achievable: {best}); relax the constraints"
             )
+
+    def _warn_unsatisfiable(self, constraints: Sequence[Any]) -> None:
+        priced = [c for c in constraints if self.providers[c.metric].prices_space]
+        if not priced:
+            return
+        archs = self.space.enumerate()
+        for c in priced:
+            values = self.providers[c.metric].evaluate(archs)
+            if not (c.violation(values) <= 0).any():
+                best = np.nanmin(values) if c.op in ("<=", "<") else np.nanmax(values)
+                warnings.warn(
+                    f"no architecture of space {self.space.name!r} satisfies {c} by its table (best {c.metric}: {best:.4g}); the front will be empty",
+                    UnsatisfiableConstraintWarning,
+                    stacklevel=3,
+                )
 
     @property
     def study(self) -> optuna.Study:
@@ -243,7 +269,7 @@ class Run:
         if slow:
             raise SpaceTableUnavailable(f"{', '.join(slow)} cannot price the whole space cheaply (not a table or a known cost)")
         stored = self.provenance()
-        moved = [m for m, p in providers.items() if m in stored and not _same_source(stored[m], p.provenance())]
+        moved = [m for m, p in providers.items() if m in stored and not same_source(stored[m], p.provenance())]
         if moved:
             raise SpaceTableUnavailable(f"{', '.join(moved)} now resolve(s) to another source than run {self.directory} was searched with")
         return space_table(self.space, providers)
@@ -266,11 +292,8 @@ class SpaceTableUnavailable(RunConfigError):
     """The whole space cannot be priced here (too large, a slow metric, or a source that moved)."""
 
 
-def _same_source(stored: Mapping[str, Any], now: Mapping[str, Any]) -> bool:
-    """Whether a provider resolved now reads the numbers the run was searched with: a LUT by its digest
-    (its recorded path moves with the checkout), anything else by provider class and table."""
-    keys = ("provider", "lut_sha256") if "lut_sha256" in stored else ("provider", "table")
-    return all(stored.get(k) == now.get(k) for k in keys)
+class UnsatisfiableConstraintWarning(UserWarning):
+    """A constraint on a metric known only by evaluation that the space's table says no architecture meets."""
 
 
 def _front_table(table: pd.DataFrame, objectives: Any) -> pd.DataFrame:
@@ -311,8 +334,7 @@ __all__ = [
     "RunStore",
     "SearchLoop",
     "SpaceTableUnavailable",
-    "StorageError",
-    "config_from_storage",
+    "UnsatisfiableConstraintWarning",
     "front_of",
     "load_run",
     "reference_point",

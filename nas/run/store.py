@@ -12,7 +12,6 @@ import fcntl
 import json
 import os
 import socket
-import threading
 import warnings
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
@@ -29,7 +28,9 @@ from nas.objectives import MetricProvider, ObjectiveSet
 from nas.pareto import hypervolume
 from nas.run.config import RunConfig, RunConfigError
 from nas.run.providers import front_of, reference_point
+from nas.run.sources import describe, is_estimate, moved_sources, source_record
 from nas.run.storage import AskLock, open_storage
+from nas.run.studyfile import StudyFileError, check_study_file, read_only_storage
 from nas.spaces.base import Arch, SearchSpace
 from nas.strategies import CONSTRAINTS_ATTR, ERROR_ATTR
 
@@ -37,6 +38,8 @@ STUDY_NAME = "nas"
 CONFIG_FILE = "config.yaml"
 STUDY_FILE = "study.db"
 PARETO_FILE = "pareto.csv"
+#: Beside pareto.csv: where each metric's numbers come from (which are estimates, which LUT, its error).
+PARETO_SOURCES_FILE = "pareto.json"
 WORKER_ATTR = "nas:worker"
 WORKERS_DIR = ".workers"
 LABELS_LOCK = ".labels.lock"
@@ -51,6 +54,7 @@ REPORTED_ATTR = "reported"
 SOURCE_ATTR = "accuracy_source"
 SPENT_ATTR = "label_spent"
 WEIGHTS_ATTR = "weights"
+PROVENANCE_ATTR = "provenance"
 
 
 def _pid_alive(pid: int) -> bool:
@@ -78,6 +82,7 @@ class RunStore:
         self.space = space
         self.objectives: ObjectiveSet = config.objective_set()
         self._study: optuna.Study | None = None
+        self._sources: dict[str, dict[str, Any]] = {}
         self._worker_lock: Any = None
         self._ask_lock: AskLock | None = None
 
@@ -98,19 +103,24 @@ class RunStore:
 
     def open_study(self, sampler: optuna.samplers.BaseSampler, providers: Mapping[str, MetricProvider]) -> optuna.Study:
         """Create the study (storing config, provenance, pins and reference point) or load it; a resumed
-        study whose providers' pins differ (other data, another recipe) is refused."""
+        study whose providers' pins or sources differ (other data, another recipe, a LUT where a measured
+        table was) is refused, and so are a damaged `study.db` and a study nas did not make."""
+        if self.config.storage is None:
+            check_study_file(self.directory / STUDY_FILE, study_name=STUDY_NAME, results=self._results(), read_only=False)
         with _optuna_quiet():  # Optuna logs "A new study created"; nas reports the run itself
             study = optuna.create_study(
                 study_name=STUDY_NAME, storage=self._storage(), sampler=sampler, directions=self.objectives.optuna_directions, load_if_exists=True
             )
         pins = json.loads(json.dumps({m: p.pins() for m, p in providers.items()}, sort_keys=True, default=str))
+        provenance = json.loads(json.dumps({m: p.provenance() for m, p in providers.items()}, default=str))
+        self._check_ours(study)
         if study.metric_names is None:  # optuna-dashboard and optuna.visualization label axes with these
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
                 study.set_metric_names(self.objectives.names)
         if "nas:config" not in study.user_attrs:
             study.set_user_attr("nas:config", self.config.to_dict())
-            study.set_user_attr("nas:provenance", json.loads(json.dumps({m: p.provenance() for m, p in providers.items()}, default=str)))
+            study.set_user_attr("nas:provenance", provenance)
             study.set_user_attr("nas:pins", pins)
             ref = reference_point(self.objectives, providers, self.space)
             if ref is not None:
@@ -125,27 +135,51 @@ class RunStore:
             if diff:
                 detail = ", ".join(f"{k}: {getattr(searched, k)!r} -> {getattr(self.config, k)!r}" for k in diff)
                 raise RunConfigError(f"storage {self.storage_url} holds a different search ({detail}); refusing to mix them, choose a new --out or --storage")
-            if searched is not None and searched.to_dict() != self.config.to_dict():
-                # a resume may change the budget (and keep_weights): workers joining from the storage alone read it here
-                study.set_user_attr("nas:config", {**self.config.to_dict(), "storage": searched.storage})
             stored = study.user_attrs.get("nas:pins", {})
             changed = [m for m in pins if m in stored and stored[m] != pins[m]]
             if changed:
                 detail = "; ".join(f"{m}: {_first_difference(stored[m], pins[m])}" for m in changed)
                 raise RunConfigError(f"run directory {self.directory} was searched with other inputs ({detail}); refusing to mix them, choose a new --out")
+            moved = moved_sources(study.user_attrs.get("nas:provenance", {}), provenance)
+            if moved:
+                detail = "; ".join(f"{m} came from {was}, now from {now}" for m, (was, now) in moved.items())
+                raise RunConfigError(
+                    f"run directory {self.directory} was searched with other data sources ({detail}); refusing to mix them in one front: "
+                    "pass the --data-dir / NAS_DATA_DIR the run used, or choose a new --out"
+                )
+        self._sources = {m: source_record(info) for m, info in provenance.items()}
         self._study = study
         return study
+
+    def _results(self) -> list[str]:
+        """Files in the run directory that only a search writes (an empty study beside them is damage)."""
+        return [name for name in (PARETO_FILE, PARETO_SOURCES_FILE) if (self.directory / name).is_file()]
+
+    def _check_ours(self, study: optuna.Study) -> None:
+        """Refuse a study nas did not make: other objectives, or trials without nas's config. (A study
+        with neither trials nor config is one a kill interrupted right after creating it.)"""
+        directions = [d.name.lower() for d in study.directions]
+        if directions != self.objectives.optuna_directions:
+            raise StudyFileError(f"storage {self.storage_url} holds a study {STUDY_NAME!r} with directions {directions}, not {self.objectives.optuna_directions}; it was not made by this search, choose a new --out or --storage")
+        if "nas:config" not in study.user_attrs and study._storage.get_n_trials(study._study_id) > 0:
+            raise StudyFileError(f"storage {self.storage_url} holds a study {STUDY_NAME!r} with trials that nas did not record (no nas:config); refusing to mix them, choose a new --out or --storage")
 
     @property
     def study(self) -> optuna.Study:
         """The study (loaded for reading when no search opened it)."""
         if self._study is None:
-            if self.config.storage is None and not (self.directory / STUDY_FILE).is_file():
+            path = self.directory / STUDY_FILE
+            if self.config.storage is None and not path.is_file():
                 raise RunConfigError(f"{self.directory} has no {STUDY_FILE}; it holds no search to read")
+            if self.config.storage is None:  # read-only: looking at a run never creates, migrates or locks it
+                check_study_file(path, study_name=STUDY_NAME, results=self._results(), read_only=True)
             try:
-                self._study = optuna.load_study(study_name=STUDY_NAME, storage=self._storage())
+                study = optuna.load_study(study_name=STUDY_NAME, storage=read_only_storage(path) if self.config.storage is None else self._storage())
             except KeyError:
                 raise RunConfigError(f"{self.directory}: storage {self.storage_url} holds no study {STUDY_NAME!r}") from None
+            if "nas:config" not in study.user_attrs:
+                raise StudyFileError(f"storage {self.storage_url} holds a study {STUDY_NAME!r} that nas did not make (no nas:config); nothing to read")
+            self._study = study
         return self._study
 
     @property
@@ -172,8 +206,7 @@ class RunStore:
     def lock_worker(self) -> None:
         folder = self.directory / WORKERS_DIR
         folder.mkdir(exist_ok=True)
-        # one lock per worker thread too: threads of one process may each run a worker (as study.optimize(n_jobs=...) does)
-        fh = open(folder / f"{socket.gethostname()}-{os.getpid()}-{threading.get_ident()}.lock", "w")
+        fh = open(folder / f"{socket.gethostname()}-{os.getpid()}.lock", "w")
         fcntl.flock(fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
         self._worker_lock = fh
 
@@ -276,18 +309,22 @@ class RunStore:
         arch: Arch,
         metrics: Mapping[str, float],
         reported: Mapping[str, float] | None = None,
-        provenance: Mapping[str, str] | None = None,
+        provenance: Mapping[str, Mapping[str, Any]] | None = None,
     ) -> None:
         """Store a trial's architecture and metrics and tell the study: the one way every path (the
-        search loop, one-shot strategies) records an evaluated architecture."""
+        search loop, one-shot strategies) records an evaluated architecture.
+
+        `provenance` (metric -> `nas.run.sources.source_record`) defaults to the sources the study was
+        opened with, so each trial says where its numbers came from (measured table, which LUT, a model)."""
         study = self.study
         violations = self.objectives.violations({m: np.array([v]) for m, v in metrics.items()})[0].tolist()
         trial.set_user_attr(ARCH_ATTR, self.space.to_string(arch))
         trial.set_user_attr(METRICS_ATTR, {m: float(metrics[m]) for m in self.objectives.metrics})
         if reported:
             trial.set_user_attr(REPORTED_ATTR, {k: float(v) for k, v in reported.items()})
-        if provenance:
-            trial.set_user_attr("provenance", dict(provenance))
+        sources = self._sources if provenance is None else provenance
+        if sources:
+            trial.set_user_attr(PROVENANCE_ATTR, {m: dict(sources[m]) for m in self.objectives.metrics if m in sources})
         if self.objectives.constraints:
             trial.set_user_attr(CONSTRAINTS_ATTR, violations)
             study._storage.set_trial_system_attr(trial._trial_id, CONSTRAINTS_ATTR, tuple(violations))
@@ -365,9 +402,28 @@ class RunStore:
         return column, feasible.iloc[order].drop(columns=["feasible"]).reset_index(drop=True)
 
     def write_pareto(self) -> pd.DataFrame:
+        """Write `pareto.csv` and, first, `pareto.json` beside it: where each column's numbers come from."""
         front = self.pareto()
+        write_atomic(self.directory / PARETO_SOURCES_FILE, json.dumps(self.pareto_sources(front), indent=1, default=str) + "\n")
         write_atomic(self.directory / PARETO_FILE, front.to_csv(index=False))
         return front
+
+    def pareto_sources(self, front: pd.DataFrame) -> dict[str, Any]:
+        """The metadata of a front: objectives, constraints, and per metric its source in one line, whether
+        it is an estimate (a fitted LUT with its held-out error, a model) and the full stored provenance."""
+        provenance = self.provenance()
+        return {
+            "file": PARETO_FILE,
+            "architectures": int(len(front)),
+            "trials": [int(t) for t in front["trial"]] if "trial" in front.columns else [],
+            "objectives": [f"{o.metric}:{o.direction}" for o in self.objectives.objectives],
+            "constraints": [str(c) for c in self.objectives.constraints],
+            "metrics": {
+                m: {"source": describe(info), "estimate": is_estimate(info), "provenance": info}
+                for m in self.objectives.metrics
+                if isinstance(info := provenance.get(m), Mapping)
+            },
+        }
 
     def hypervolume(self, front: pd.DataFrame | None = None) -> float | None:
         """Hypervolume of the feasible front w.r.t. the run's reference point (None if it has none)."""
@@ -427,4 +483,4 @@ def _first_difference(stored: Any, current: Any, prefix: str = "") -> str:
     return f"{prefix.rstrip('.') or 'value'} {str(stored)[:40]} -> {str(current)[:40]}"
 
 
-__all__ = ["CONFIG_FILE", "PARETO_FILE", "STUDY_FILE", "RunStore", "file_lock"]
+__all__ = ["CONFIG_FILE", "PARETO_FILE", "PARETO_SOURCES_FILE", "STUDY_FILE", "RunStore", "file_lock"]

@@ -11,6 +11,7 @@ from nas.accuracy.predictors import (
     ArchEncoder,
     ForeignArchError,
     GINPredictor,
+    GPPredictor,
     GradientBoostingPredictor,
     MLPEnsemblePredictor,
     NaNTargetError,
@@ -45,6 +46,8 @@ def sample(n: int, seed: int = 0) -> list[Arch]:
         RandomForestPredictor(n_estimators=10),
         GradientBoostingPredictor(n_estimators=30),
         MLPEnsemblePredictor(n_members=2, epochs=40, hidden=(32,)),
+        GINPredictor(n_members=2, epochs=40, hidden=16, n_layers=1),
+        GPPredictor(n_restarts=0),
     ],
     ids=lambda e: type(e).__name__,
 )
