@@ -103,7 +103,10 @@ def counted_before(trials: Sequence[FrozenTrial], number: int) -> int:
 
 
 def trial_violation(trial: FrozenTrial) -> float:
-    values = trial.user_attrs.get(CONSTRAINTS_ATTR) or trial.system_attrs.get(CONSTRAINTS_ATTR)
+    """Total violation of a trial's constraints (0 = feasible): the run's `CONSTRAINTS_ATTR`, else Optuna's
+    constraints_func values, plus any named by `trial.set_constraint(key, value)` (Optuna >= 5)."""
+    values = list(trial.user_attrs.get(CONSTRAINTS_ATTR) or trial.system_attrs.get(OPTUNA_CONSTRAINTS_KEY) or [])
+    values += [v for k, v in trial.system_attrs.items() if k.startswith(f"{OPTUNA_CONSTRAINTS_KEY}:")]
     if not values:
         return 0.0
     return float(np.sum(np.clip(np.asarray(values, dtype=float), 0.0, None)))
@@ -113,7 +116,10 @@ class ArchSampler(BaseSampler):
     """Base class: subclasses implement `propose(study, trial, rng) -> Arch`.
 
     Already-proposed architectures (any state) are not proposed again while unseen ones remain, because
-    every query of the same architecture is a wasted evaluation.
+    every query of the same architecture is a wasted evaluation. Optuna's sampler contract holds for
+    every subclass (tests/strategies/test_contract.py): it pickles, `sample_relative` returns only the
+    space's decisions, `constraints_func` (a finished FrozenTrial -> values, <= 0 feasible) decides the
+    history's feasibility, and the same seed gives the same proposals, after a reload or a resume too.
     """
 
     def __init__(
