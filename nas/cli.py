@@ -58,10 +58,12 @@ def _parse_options(items: list[str], flag: str = "--option", example: str = "pop
 
 
 def _print_estimate_notes(provenance: dict[str, Any]) -> None:
-    """One `note:` line per metric whose values are modelled, not measured (e.g. energy from power x latency)."""
-    for metric, info in provenance.items():
-        if isinstance(info, dict) and info.get("estimate"):
-            console.print(f"note: {metric} is an estimate ({info.get('note') or info.get('method', 'modelled')})", highlight=False, soft_wrap=True)
+    """Where each metric's numbers come from: one `sources:` line for measured and counted metrics, and a
+    `note: M is an estimate (...)` line per modelled one (a LUT with its held-out error, a power model)."""
+    from nas.run.sources import source_lines
+
+    for line in source_lines(provenance):
+        console.print(line, highlight=False, soft_wrap=True)
 
 
 #: Columns kept in `pareto.csv` but left out of the printed front (paths and bookkeeping).
@@ -142,7 +144,8 @@ def search(
             data["pruner_options"] = {**data.get("pruner_options", {}), **_parse_options(pruner_option, "--pruner-option", "reduction_factor=3")}
         if keep_weights is not None:
             data["keep_weights"] = keep_weights if keep_weights == "all" else _count_option(keep_weights, "--keep-weights")
-        run = Run.open(out, RunConfig.from_mapping(data))
+        with _warnings_as_lines():
+            run = Run.open(out, RunConfig.from_mapping(data))
         _search_with_progress(run, progress)
     except _user_errors() as exc:
         raise _fail(str(exc)) from None
@@ -154,6 +157,38 @@ def search(
     if spent is not None:
         console.print(f"true accuracy labels spent: {spent} of {run.label_budget()} ({run.config.accuracy_options.get('labels', 'table')}); other trials carry predicted accuracy")
     _print_training_notes(run)
+    if front.empty:
+        raise _fail(_why_empty(run))
+
+
+@contextmanager
+def _warnings_as_lines() -> Iterator[None]:
+    """nas's own warnings raised while opening a run (an unsatisfiable constraint) as `warning:` lines
+    on stderr, at once, before the search spends its budget."""
+    import warnings
+
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always", UserWarning)
+        try:
+            yield
+        finally:
+            for w in caught:
+                if w.category.__module__.split(".")[0] == "nas":
+                    err_console.print(f"warning: {w.message}", highlight=False, soft_wrap=True)
+                else:
+                    warnings.showwarning(w.message, w.category, w.filename, w.lineno)
+
+
+def _why_empty(run: Any) -> str:
+    """One line on why a search ended with an empty front: no trial completed, or none met the constraints."""
+    trials = run.trials()
+    if trials.empty:
+        return f"the front of {run.directory} is empty: no trial completed ({run.n_spent()} spent); see the trials' nas:error attributes"
+    cons = run.objectives.constraints
+    best = "; ".join(
+        f"best {c.metric} seen: {(trials[c.metric].min() if c.op in ('<=', '<') else trials[c.metric].max()):.4g}" for c in cons
+    )
+    return f"the front of {run.directory} is empty: none of {len(trials)} evaluated architectures satisfies {[str(c) for c in cons]} ({best}); relax the constraints"
 
 
 _MODE_COLUMN_MEANING = {"reward": "MnasNet reward, higher is better", "score": "weighted sum of normalised objectives, lower is better", "order": "lexicographic place"}
