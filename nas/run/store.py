@@ -157,11 +157,14 @@ class RunStore:
 
     def _check_ours(self, study: optuna.Study) -> None:
         """Refuse a study nas did not make: other objectives, or trials without nas's config. (A study
-        with neither trials nor config is one a kill interrupted right after creating it.)"""
+        with neither trials nor config is one a kill interrupted right after creating it; one with nas's
+        config is compared with this search's config by the caller, which names what differs.)"""
+        if "nas:config" in study.user_attrs:
+            return
         directions = [d.name.lower() for d in study.directions]
         if directions != self.objectives.optuna_directions:
             raise StudyFileError(f"storage {self.storage_url} holds a study {STUDY_NAME!r} with directions {directions}, not {self.objectives.optuna_directions}; it was not made by this search, choose a new --out or --storage")
-        if "nas:config" not in study.user_attrs and study._storage.get_n_trials(study._study_id) > 0:
+        if study._storage.get_n_trials(study._study_id) > 0:
             raise StudyFileError(f"storage {self.storage_url} holds a study {STUDY_NAME!r} with trials that nas did not record (no nas:config); refusing to mix them, choose a new --out or --storage")
 
     @property

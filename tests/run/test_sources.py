@@ -8,7 +8,7 @@ import pandas as pd
 import pytest
 import yaml
 
-from nas.run import Run, RunConfig, RunConfigError, UnsatisfiableConstraintWarning, resolve_provider
+from nas.run import Run, RunConfig, RunConfigError, UnsatisfiableConstraintWarning, load_run, resolve_provider
 from nas.run.sources import describe, is_estimate, source_lines
 from nas.spaces import get_space
 
@@ -69,6 +69,7 @@ def test_resuming_with_another_data_dir_that_changes_a_source_is_refused(tmp_pat
     assert "now from measured table nb201/latency_ms/raspi4 (data directory, sha256" in message
     assert {p.name: p.read_bytes() for p in (tmp_path / "r").iterdir() if p.is_file()} == before
     assert yaml.safe_load(before["config.yaml"])["budget"] == 4 and Run.open(tmp_path / "r").n_spent() == 4
+    assert load_run(tmp_path / "r").study.user_attrs["nas:config"]["budget"] == 4  # the refusal changed the storage in nothing
 
 
 def test_every_trial_says_where_each_metric_came_from(tmp_path, no_data_dir):
