@@ -24,7 +24,7 @@ import numpy as np
 import pandas as pd
 
 from nas._io import write_atomic
-from nas.objectives import MetricName, Tier
+from nas.objectives import MetricName
 
 #: Marker colours: the front is a saturated red nothing else on the page uses (tests look for it).
 FRONT_COLOUR = "#d62728"
@@ -111,12 +111,11 @@ def _require_plotly() -> None:
 
 
 def _estimated_metrics(provenance: Mapping[str, Any]) -> set[str]:
-    """Metrics whose numbers are modelled, not measured or counted (tier `estimate` or an `estimate` flag)."""
-    return {
-        m
-        for m, info in provenance.items()
-        if isinstance(info, Mapping) and (info.get("estimate") or info.get("tier") == Tier.ESTIMATE.value)
-    }
+    """Metrics whose numbers are modelled, not measured or counted (`nas.run.sources.is_estimate`: a
+    model's tier, an `estimate` flag, or a LUT), as `nas pareto` and pareto.json label them."""
+    from nas.run.sources import is_estimate
+
+    return {m for m, info in provenance.items() if isinstance(info, Mapping) and is_estimate(info)}
 
 
 def _label(metric: str, estimates: set[str]) -> str:
@@ -350,16 +349,17 @@ def _lut_sidecar(metric: str, space: str, provenance: Mapping[str, Any]) -> str:
 
 
 def _cost_models(run: Any, provenance: Mapping[str, Any], estimates: set[str]) -> str:
+    from nas.run.sources import describe
+
     parts = []
     for metric in run.objectives.metrics:
         info = provenance.get(metric, {})
         badge = ' <span class="badge">estimate</span>' if metric in estimates else ""
         tier = info.get("tier", "?") if isinstance(info, Mapping) else "?"
         info = info if isinstance(info, Mapping) else {"value": info}
-        source = info.get("table") or info.get("source") or info.get("provider", "unknown")
         parts.append(
             f'<div class="metric"><h3>{html.escape(metric)}{badge} <span class="tier">tier: {html.escape(str(tier))}</span></h3>'
-            f"<p>{_esc(info.get('provider', 'provider unknown'))}: {_esc(source)}</p>"
+            f"<p>{_esc(info.get('provider', 'provider unknown'))}: {_esc(describe(info))}</p>"
             f"{_lut_sidecar(metric, run.space.name, info)}"
             f"<details><summary>full provenance of {html.escape(metric)}</summary>{_value_html(info)}</details></div>"
         )

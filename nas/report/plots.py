@@ -158,8 +158,10 @@ def _title(run: Run, detail: str) -> str:
 def _axis_label(run: Run, name: str) -> str:
     """`accuracy (max)`; `(estimate)` added where the run's provenance flags the metric as modelled."""
     direction = next((o.direction for o in run.objectives.objectives if o.metric == name), None)
+    from nas.run.sources import is_estimate
+
     info = run.provenance().get(name, {})
-    estimate = isinstance(info, Mapping) and (info.get("estimate") or info.get("tier") == "estimate")
+    estimate = isinstance(info, Mapping) and is_estimate(info)
     return name + (f" ({direction})" if direction else "") + (" (estimate)" if estimate else "")
 
 

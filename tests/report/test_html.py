@@ -205,6 +205,20 @@ def test_estimates_are_labelled_in_headers_legend_and_cost_models(ranked_report)
     assert "accuracy (estimate)" not in page and "latency@raspi4 (estimate)" not in page
 
 
+def test_a_lut_priced_metric_is_labelled_an_estimate_with_its_file_and_held_out_error(offline, tmp_path):
+    from nas.run.sources import describe
+
+    directory = tmp_path / "r"
+    Run.open(directory, RunConfig(space="fbnet", objectives=["params:min", "latency@raspi4:min"], strategy="random", seed=0, budget=3)).search()
+    write_report(directory, tmp_path / "report.html", true_front=False)
+    page = (tmp_path / "report.html").read_text()
+    costs = _section(page, "cost-models")
+    line = describe(load_run(directory).provenance()["latency@raspi4"])
+    assert "held-out" in line and "sha256" in line and html.escape(line) in costs
+    assert '<h3>latency@raspi4 <span class="badge">estimate</span>' in costs and "latency@raspi4 (estimate)" in page
+    assert '<h3>params <span class="badge">estimate</span>' not in costs
+
+
 def test_three_objectives_plot_the_first_two_and_say_so(ranked_report):
     _, page = ranked_report
     note = _section(page, "front")
