@@ -256,7 +256,7 @@ def _search_with_progress(run: Any, show: bool) -> None:
                 hv += f"  pruned {p.pruned}"
             bar.update(task, completed=p.done, total=p.budget, hv=hv, front=p.front_size)
 
-        run.search(on_trial=update, on_status=lambda line: bar.console.print(line, highlight=False, markup=False, soft_wrap=True))
+        run.search(on_trial=update, progress_every=0.25, on_status=lambda line: bar.console.print(line, highlight=False, markup=False, soft_wrap=True))
 
 
 @app.command()

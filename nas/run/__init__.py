@@ -22,6 +22,7 @@ from nas.run.config import RunConfig, RunConfigError
 from nas.run.loop import Progress, SearchLoop
 from nas.run.providers import front_of, reference_point, resolve_metrics, resolve_provider, resolve_providers, space_table
 from nas.run.sources import same_source
+from nas.run.storage import StorageError, config_from_storage
 from nas.run.store import CONFIG_FILE, LABELS_LOCK, PARETO_FILE, SETUP_LOCK, STUDY_FILE, RunStore
 from nas.spaces import get_space
 from nas.spaces.base import SearchSpace
@@ -210,11 +211,17 @@ class Run:
         return SearchLoop(self.store, self.providers, pruner=self.make_pruner(), label_budget=self.label_budget())
 
     def search(
-        self, *, on_trial: Callable[[Progress], None] | None = None, pareto_every: int = 25, on_status: Callable[[str], None] | None = None
+        self,
+        *,
+        on_trial: Callable[[Progress], None] | None = None,
+        pareto_every: int = 25,
+        on_status: Callable[[str], None] | None = None,
+        progress_every: float = 0.0,
     ) -> pd.DataFrame:
         """Run trials until the budget is spent (by this and any other worker); return the front.
-        `on_status` receives one-line messages of a one-shot strategy's training."""
-        return self.loop().run(on_trial=on_trial, pareto_every=pareto_every, on_status=on_status)
+        `on_status` receives one-line messages of a one-shot strategy's training; `on_trial` the progress,
+        at most every `progress_every` seconds (and after the last trial)."""
+        return self.loop().run(on_trial=on_trial, pareto_every=pareto_every, on_status=on_status, progress_every=progress_every)
 
     def n_spent(self) -> int:
         return self.store.n_spent()
@@ -334,6 +341,8 @@ __all__ = [
     "RunStore",
     "SearchLoop",
     "SpaceTableUnavailable",
+    "StorageError",
+    "config_from_storage",
     "UnsatisfiableConstraintWarning",
     "front_of",
     "load_run",

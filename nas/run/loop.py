@@ -12,6 +12,7 @@ from __future__ import annotations
 import math
 import os
 import socket
+import time
 import warnings
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
@@ -132,9 +133,17 @@ class SearchLoop:
 
     # --- the loop ---------------------------------------------------------------------------------
     def run(
-        self, *, on_trial: Callable[[Progress], None] | None = None, pareto_every: int = 25, on_status: Callable[[str], None] | None = None
+        self,
+        *,
+        on_trial: Callable[[Progress], None] | None = None,
+        pareto_every: int = 25,
+        on_status: Callable[[str], None] | None = None,
+        progress_every: float = 0.0,
     ) -> pd.DataFrame:
         """Run trials until the budget is spent (by this and any other worker); return the front.
+
+        `on_trial` receives the progress after a trial, at most every `progress_every` seconds (and after
+        the last trial): a display needs a few updates a second, not a front per trial.
 
         Trials a killed worker left are failed and their architectures queued again first. A one-shot
         strategy then prepares (under the run's one-shot lock) and enqueues its selected archs, and the
@@ -152,6 +161,7 @@ class SearchLoop:
             if one_shot:
                 self._prepare_one_shot(study, on_status)
             since_write = 0
+            shown = -math.inf
             while (trial := self._claim(study, distributions, worker, one_shot)) is not None:
                 state = self.run_trial(study, distributions, worker, trial)
                 if state == TrialState.COMPLETE:
@@ -159,8 +169,9 @@ class SearchLoop:
                 if pareto_every and since_write >= pareto_every:
                     store.write_pareto()
                     since_write = 0
-                if on_trial is not None:
-                    on_trial(self.progress())
+                if on_trial is not None and (time.monotonic() - shown >= progress_every or store.n_spent() >= store.config.budget):
+                    on_trial(self.progress())  # a front and its hypervolume over every trial: not after each of thousands
+                    shown = time.monotonic()
             return store.write_pareto()
         finally:
             store.unlock_worker()

@@ -12,6 +12,7 @@ import fcntl
 import json
 import os
 import socket
+import threading
 import warnings
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
@@ -147,6 +148,9 @@ class RunStore:
                     f"run directory {self.directory} was searched with other data sources ({detail}); refusing to mix them in one front: "
                     "pass the --data-dir / NAS_DATA_DIR the run used, or choose a new --out"
                 )
+            if searched is not None and searched.to_dict() != self.config.to_dict():
+                # a resume may change the budget (and keep_weights): workers joining from the storage alone read it here
+                study.set_user_attr("nas:config", {**self.config.to_dict(), "storage": searched.storage})
         self._sources = {m: source_record(info) for m, info in provenance.items()}
         self._study = study
         return study
@@ -209,7 +213,8 @@ class RunStore:
     def lock_worker(self) -> None:
         folder = self.directory / WORKERS_DIR
         folder.mkdir(exist_ok=True)
-        fh = open(folder / f"{socket.gethostname()}-{os.getpid()}.lock", "w")
+        # one lock per worker thread too: threads of one process may each run a worker (as study.optimize(n_jobs=...) does)
+        fh = open(folder / f"{socket.gethostname()}-{os.getpid()}-{threading.get_ident()}.lock", "w")
         fcntl.flock(fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
         self._worker_lock = fh
 
