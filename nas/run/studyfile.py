@@ -60,7 +60,14 @@ def check_study_file(path: Path, *, study_name: str, results: list[str], read_on
             checked = [row[0] for row in db.execute("PRAGMA quick_check")]
             tables = {row[0] for row in db.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
             names = [row[0] for row in db.execute("SELECT study_name FROM studies")] if "studies" in tables else []
+            unrecorded = _unrecorded_trials(db, study_name) if study_name in names else 0
     except sqlite3.DatabaseError as exc:
+        journal = path.with_name(path.name + "-journal")
+        if read_only and journal.is_file() and journal.stat().st_size and "readonly" in str(exc):
+            raise StudyFileError(
+                f"{path} has a journal left by a search killed while writing ({journal.name}); reading it needs the rollback a read-only "
+                "command does not do: resume the run once (the same nas search, or nas worker RUN), which restores its last committed state"
+            ) from None
         raise StudyFileError(f"{path} is damaged ({str(exc).splitlines()[0]}); {_KEEP}") from None
     if checked != ["ok"]:
         raise StudyFileError(f"{path} is damaged ({'; '.join(map(str, checked[:2]))}); {_KEEP}")
@@ -68,6 +75,23 @@ def check_study_file(path: Path, *, study_name: str, results: list[str], read_on
         raise StudyFileError(f"{path} is an SQLite database of another tool (tables: {', '.join(sorted(tables)[:5])}), not an Optuna study; {_KEEP}")
     if names and study_name not in names:
         raise StudyFileError(f"{path} holds Optuna studies {names} but none named {study_name!r}: it was not made by nas; {_KEEP}")
+    if unrecorded:
+        raise StudyFileError(f"{path} holds a study {study_name!r} with {unrecorded} trials that nas did not record (no nas:config): it was not made by nas; {_KEEP}")
+
+
+def _unrecorded_trials(db: sqlite3.Connection, study_name: str) -> int:
+    """Trials of `study_name` when the study lacks nas's config (a plain Optuna study of that name), else 0.
+
+    Why here and not after Optuna opened it: opening switches the file to WAL mode, a write to a file
+    that is not nas's. Optuna's schema (studies, study_user_attributes, trials) is read directly; a schema
+    this query does not fit is left to Optuna's own version check."""
+    try:
+        ((study_id,),) = db.execute("SELECT study_id FROM studies WHERE study_name = ?", (study_name,)).fetchall()
+        ((configs,),) = db.execute("SELECT COUNT(*) FROM study_user_attributes WHERE study_id = ? AND key = 'nas:config'", (study_id,)).fetchall()
+        ((trials,),) = db.execute("SELECT COUNT(*) FROM trials WHERE study_id = ?", (study_id,)).fetchall()
+    except (sqlite3.DatabaseError, ValueError):
+        return 0
+    return 0 if configs else int(trials)
 
 
 def _connect(path: Path, *, read_only: bool) -> sqlite3.Connection:
