@@ -1,8 +1,10 @@
 """Search strategies, each an Optuna sampler, looked up by name.
 
-`make_strategy(name, space, seed=..., constraints=..., **options)` returns a sampler. Our own
-architecture-aware strategies sit beside Optuna's generic samplers (prefixed `optuna-`), so every
-comparison runs through the same Run and the same study.
+`make_strategy(name, space, seed=..., context=..., constraints_func=..., **options)` returns a sampler.
+Our own architecture-aware strategies sit beside Optuna's generic samplers (prefixed `optuna-`), so every
+comparison runs through the same Run and the same study; ours keep Optuna's sampler contract (they
+pickle, leave foreign params to `sample_independent`, take `constraints_func`), tested for all of them
+in tests/strategies/test_contract.py.
 """
 
 from __future__ import annotations
