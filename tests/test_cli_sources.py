@@ -63,3 +63,20 @@ def test_pareto_of_a_run_without_study_db_creates_none(tmp_path, no_data_dir):
     shown = invoke("pareto", str(out))
     assert shown.exit_code == 2 and "has no study.db" in _one_error_line(shown.output)
     assert not (out / "study.db").exists()
+
+
+def test_report_of_a_damaged_run_is_one_line_and_writes_no_page(tmp_path, no_data_dir):
+    out = tmp_path / "run"
+    assert invoke("search", "--objectives", "accuracy:max,flops:min", "--strategy", "random", "--budget", "3", "--out", str(out), "--no-progress").exit_code == 0
+    data = (out / "study.db").read_bytes()
+    (out / "study.db").write_bytes(data[: len(data) // 4])
+    result = invoke("report", str(out), "--out", str(tmp_path / "report.html"))
+    assert result.exit_code == 2 and "study.db" in _one_error_line(result.output)
+    assert not (tmp_path / "report.html").exists()
+
+
+def test_a_misspelled_nas_data_dir_stops_the_search_in_one_line(tmp_path, monkeypatch):
+    monkeypatch.setenv("NAS_DATA_DIR", str(tmp_path / "shraed"))
+    result = invoke("search", "--objectives", "accuracy:max,latency@raspi4:min", "--budget", "3", "--out", str(tmp_path / "run"), "--no-progress")
+    assert result.exit_code == 2 and f"$NAS_DATA_DIR={tmp_path / 'shraed'} does not exist" in _one_error_line(result.output)
+    assert not (tmp_path / "run").exists()
