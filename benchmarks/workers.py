@@ -31,6 +31,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from nas.run import Run, RunConfig, load_run  # noqa: E402
+from tvm_vs_torch import _markdown as markdown  # noqa: E402  (the benchmarks' one table writer)
 
 RESULTS = ROOT / "benchmarks" / "results"
 WORKLOADS = {
@@ -38,7 +39,7 @@ WORKLOADS = {
     "train": dict(
         objectives=["accuracy:max", "latency@raspi4:min"],
         accuracy="train:digits",
-        training={"epochs": 4, "max_train": 300, "threads": 1},
+        training={"epochs": 2, "max_train": 200, "threads": 1},
         budget=24,
     ),
 }
@@ -128,7 +129,7 @@ def summary(frame: pd.DataFrame) -> str:
         "trials per second between the first trial's start and the last one's end (start-up not timed); `repeats` counts",
         "architectures evaluated more than once; `completed` must equal `budget` and `running_left` be 0. Medians over runs.",
         "",
-        g.to_markdown(index=False),
+        markdown(g),
         "",
     ]
     return "\n".join(lines)

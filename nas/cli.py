@@ -145,7 +145,7 @@ def search(
         if keep_weights is not None:
             data["keep_weights"] = keep_weights if keep_weights == "all" else _count_option(keep_weights, "--keep-weights")
         with _warnings_as_lines():
-            run = Run.open(out, RunConfig.from_mapping(data))
+            run = Run.open(out, RunConfig.from_mapping(data), on_status=_status_line if progress else None)
         _search_with_progress(run, progress)
     except _user_errors() as exc:
         raise _fail(str(exc)) from None
@@ -159,6 +159,11 @@ def search(
     _print_training_notes(run)
     if front.empty:
         raise _fail(_why_empty(run))
+
+
+def _status_line(line: str) -> None:
+    """A start-up step, on stderr, so a search that prices a whole space first is seen to be working."""
+    err_console.print(line, style="dim", highlight=False, markup=False, soft_wrap=True)
 
 
 @contextmanager

@@ -52,12 +52,16 @@ class Run:
 
     # --- opening ----------------------------------------------------------------------------------
     @classmethod
-    def open(cls, directory: str | Path, config: RunConfig | None = None, *, for_search: bool = True) -> Run:
+    def open(
+        cls, directory: str | Path, config: RunConfig | None = None, *, for_search: bool = True, on_status: Callable[[str], None] | None = None
+    ) -> Run:
         """Open a run directory: create it for `config`, or resume it (then `config` must match it).
 
         Everything is validated (space, objectives, providers and their data, strategy and options)
-        before anything is written, so a bad input leaves no half-made run behind.
+        before anything is written, so a bad input leaves no half-made run behind. `on_status` receives a
+        line before each step of start-up that may take a while (pricing a whole space).
         """
+        status = on_status or (lambda line: None)
         directory = Path(directory)
         config_path = directory / CONFIG_FILE
         stored: RunConfig | None = None
@@ -83,9 +87,12 @@ class Run:
             if stored is None:
                 raise RunConfigError(f"{directory} is not a nas run directory (no {CONFIG_FILE})")
             return run
+        status(f"start-up: loading the {space.name} space and the sources of {', '.join(run.objectives.metrics)}")
         run.providers  # resolve (and so validate) every provider, data included, before anything is written
         sampler = run.make_sampler()
         run.make_pruner()
+        if config.constraints and space.can_list():
+            status(f"start-up: checking {', '.join(config.constraints)} over the {space.size:,} architectures")
         run.check_feasible()
         created = not directory.exists()
         directory.mkdir(parents=True, exist_ok=True)
@@ -94,6 +101,8 @@ class Run:
             # a resume rewrites it (a new budget) only once the study agreed, so a refusal changes nothing
             if stored is None:
                 run.store.write_config()
+            if stored is None:
+                status(f"start-up: creating the study in {run.store.storage_url.split('://')[0]} (the reference point prices every architecture)")
             run.store.open_study(sampler, run.providers)
             if stored is not None and config.to_dict() != stored.to_dict():
                 run.store.write_config()
