@@ -7,6 +7,7 @@ architecture is sampled as one relative sample over all the space's decisions (c
 
 from __future__ import annotations
 
+import threading
 from abc import abstractmethod
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
@@ -24,6 +25,8 @@ from nas.spaces.base import Arch, SearchSpace
 
 #: Trial user attribute holding Optuna-style constraint values (<= 0 satisfied).
 CONSTRAINTS_ATTR = "constraints"
+#: Trial system attribute holding the architecture a strategy proposed, set before its params are stored.
+PROPOSED_ATTR = "nas:proposed"
 
 #: Trial user attribute of a trial that failed in its evaluation (the reason). A FAIL trial without it was
 #: interrupted (a kill, Ctrl-C): it does not count towards a seeded sampler's stream (see `counted_before`).
@@ -140,6 +143,7 @@ class ArchSampler(BaseSampler):
         self._rng = np.random.RandomState(seed)
         self._fallback = RandomSampler(seed=seed)
         self._distributions = space_distributions(space)
+        self._propose_lock = threading.Lock()
 
     def reseed_rng(self) -> None:
         self._rng.seed()
@@ -162,8 +166,22 @@ class ArchSampler(BaseSampler):
         fixed = trial.system_attrs.get("fixed_params") or {}
         if all(name in fixed for name in ours):
             return {}
-        arch = self.propose(study, trial, self.trial_rng(study, trial))
+        # Threads of one process (study.optimize(n_jobs=...)) share this sampler: each proposal is made and
+        # marked on its trial before the next thread's proposal reads the history, so none is made twice.
+        # (Processes are kept apart by the search loop's ask lock, which is as wide as the storage.)
+        with self._propose_lock:
+            arch = self.propose(study, trial, self.trial_rng(study, trial))
+            study._storage.set_trial_system_attr(trial._trial_id, PROPOSED_ATTR, self.space.to_string(arch))
         return {name: arch[name] for name in ours if name not in fixed}
+
+    def __getstate__(self) -> dict[str, Any]:
+        state = dict(self.__dict__)
+        del state["_propose_lock"]  # a lock does not pickle; the copy gets its own
+        return state
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        self.__dict__.update(state)
+        self._propose_lock = threading.Lock()
 
     def trial_rng(self, study: Study, trial: FrozenTrial) -> np.random.Generator:
         """The generator of `trial`'s proposal.
@@ -206,10 +224,16 @@ class ArchSampler(BaseSampler):
             return None
 
     def seen(self, study: Study) -> set[Arch]:
-        """Every architecture already proposed in this study (any state but the current one)."""
+        """Every architecture already proposed in this study (any state but the current one), including
+        proposals whose trial has not stored its params yet."""
         out = set()
         for t in study.get_trials(deepcopy=False):
             arch = self.arch_of(t)
+            if arch is None and PROPOSED_ATTR in t.system_attrs:
+                try:
+                    arch = self.space.from_string(t.system_attrs[PROPOSED_ATTR])
+                except (KeyError, ValueError):
+                    arch = None
             if arch is not None:
                 out.add(arch)
         return out

@@ -364,3 +364,21 @@ def test_an_interrupted_trial_requeued_on_resume_leaves_the_proposals_of_an_unin
     assert resumed[k] == resumed[k + 1] == uninterrupted[k]
     assert resumed[k + 2 :] == uninterrupted[k + 1 :]
     assert k + 1 not in calls  # the re-queued trial has every param fixed: no proposal was made for it
+
+
+@pytest.mark.parametrize("name", MULTI)
+def test_study_optimize_with_four_threads_never_evaluates_an_arch_twice(name):
+    """`study.optimize(n_jobs=4)`: threads share the sampler; each proposal is marked on its trial before
+    the next thread reads the history, so no architecture is proposed twice."""
+    sampler = make_sampler(name, 0)
+
+    def objective(trial: optuna.Trial) -> tuple[float, float]:
+        arch = {d.name: trial.suggest_categorical(d.name, list(d.choices)) for d in SPACE.decisions}
+        return toy_objectives(SPACE.validate(arch))
+
+    study = optuna.create_study(directions=["maximize", "minimize"], sampler=sampler)
+    n_trials = budget(name, 40)
+    study.optimize(objective, n_trials=n_trials, n_jobs=4)
+    assert sum(t.state == TrialState.COMPLETE for t in study.trials) == n_trials
+    archs = archs_of(study)
+    assert len(set(archs)) == len(archs), [a for a in set(archs) if archs.count(a) > 1]
