@@ -100,9 +100,14 @@ class History:
     violation: np.ndarray
 
 
+def interrupted(trial: FrozenTrial) -> bool:
+    """Whether a kill or Ctrl-C ended `trial` (FAIL without `ERROR_ATTR`), as opposed to a failed evaluation."""
+    return trial.state == TrialState.FAIL and ERROR_ATTR not in trial.user_attrs
+
+
 def counted_before(trials: Sequence[FrozenTrial], number: int) -> int:
     """Trials numbered below `number` that count: every one but those interrupted (FAIL without `ERROR_ATTR`)."""
-    return sum(1 for t in trials if t.number < number and not (t.state == TrialState.FAIL and ERROR_ATTR not in t.user_attrs))
+    return sum(1 for t in trials if t.number < number and not interrupted(t))
 
 
 def trial_violation(trial: FrozenTrial) -> float:
@@ -224,10 +229,13 @@ class ArchSampler(BaseSampler):
             return None
 
     def seen(self, study: Study) -> set[Arch]:
-        """Every architecture already proposed in this study (any state but the current one), including
-        proposals whose trial has not stored its params yet."""
+        """Every architecture already proposed in this study, including proposals whose trial has not
+        stored its params yet; not those of interrupted trials (a resumed run queues their architecture
+        again, or, when the kill came before the params were stored, proposes it again at the same step)."""
         out = set()
         for t in study.get_trials(deepcopy=False):
+            if interrupted(t):
+                continue
             arch = self.arch_of(t)
             if arch is None and PROPOSED_ATTR in t.system_attrs:
                 try:

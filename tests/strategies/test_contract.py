@@ -382,3 +382,25 @@ def test_study_optimize_with_four_threads_never_evaluates_an_arch_twice(name):
     assert sum(t.state == TrialState.COMPLETE for t in study.trials) == n_trials
     archs = archs_of(study)
     assert len(set(archs)) == len(archs), [a for a in set(archs) if archs.count(a) > 1]
+
+
+@pytest.mark.parametrize("name", ["evolution", "bo", "random"])
+def test_a_trial_killed_before_its_params_were_stored_is_proposed_again_at_the_same_step(name):
+    """A kill inside `ask` leaves a trial with the strategy's proposal marked but no params; it is failed
+    on resume and not re-queued (its params are unknown), so the next trial must propose the same
+    architecture, and everything after follows the uninterrupted run."""
+    k, n = (7, 11) if name in SURROGATE else (12, 20)
+    uninterrupted = archs_of(run_study(name, 4, n))
+    sampler = make_sampler(name, 4)
+    study = run_study(name, 4, k, sampler=sampler)
+    killed = study.ask()  # the relative sample happens lazily: make it, as `ask` with the arch's params would
+    sampler.sample_relative(study, study._storage.get_trial(killed._trial_id), space_distributions(SPACE))
+    assert "nas:proposed" in study._storage.get_trial(killed._trial_id).system_attrs
+    study.tell(killed, state=TrialState.FAIL)
+    run_study(name, 4, n - k, study=study, sampler=sampler)
+    resumed = archs_of_complete(study)
+    assert resumed == uninterrupted
+
+
+def archs_of_complete(study: optuna.Study, space: SearchSpace = SPACE) -> list[str]:
+    return [space.to_string(space.validate({d.name: t.params[d.name] for d in space.decisions})) for t in study.trials if t.state == TrialState.COMPLETE]
