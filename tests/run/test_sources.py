@@ -57,17 +57,27 @@ def edited_data_dir(tmp_path, no_data_dir):
     return tmp_path / "edited"
 
 
+def _files_and_trials(directory):
+    """Every file's bytes, but the study by its trials and attrs: in WAL mode SQLite may move committed
+    pages from study.db-wal into study.db (a checkpoint) whenever the file is opened, which changes both
+    files' bytes and nothing they hold."""
+    files = {p.name: p.read_bytes() for p in directory.iterdir() if p.is_file() and not p.name.startswith("study.db")}
+    study = load_run(directory).study
+    files["study"] = ([(t.number, t.state, t.values, t.params, t.user_attrs) for t in study.get_trials()], study.user_attrs)
+    return files
+
+
 def test_resuming_with_another_data_dir_that_changes_a_source_is_refused(tmp_path, edited_data_dir):
     objectives = ["accuracy:max", "latency@raspi4:min"]
     Run.open(tmp_path / "r", RunConfig(**SEARCH, objectives=objectives, budget=4)).search()
-    before = {p.name: p.read_bytes() for p in (tmp_path / "r").iterdir() if p.is_file()}
+    before = _files_and_trials(tmp_path / "r")
     with pytest.raises(RunConfigError) as info:
         Run.open(tmp_path / "r", RunConfig(**SEARCH, objectives=objectives, budget=8, data_dir=str(edited_data_dir)))
     message = str(info.value)
     assert "\n" not in message and "refusing to mix them" in message and "pass the --data-dir / NAS_DATA_DIR the run used" in message
     assert "latency@raspi4 came from measured table nb201/latency_ms/raspi4 (shipped with nas" in message
     assert "now from measured table nb201/latency_ms/raspi4 (data directory, sha256" in message
-    assert {p.name: p.read_bytes() for p in (tmp_path / "r").iterdir() if p.is_file()} == before
+    assert _files_and_trials(tmp_path / "r") == before
     assert yaml.safe_load(before["config.yaml"])["budget"] == 4 and Run.open(tmp_path / "r").n_spent() == 4
     assert load_run(tmp_path / "r").study.user_attrs["nas:config"]["budget"] == 4  # the refusal changed the storage in nothing
 
