@@ -24,7 +24,7 @@ from optuna.trial import TrialState
 
 from nas.accuracy.pruning import KNOWN_ATTR, Pruner
 from nas.objectives import MetricProvider, Tier, TrialContext
-from nas.run.store import ERROR_ATTR, LABELS_LOCK, ONESHOT_LOCK, WEIGHTS_LOCK, WORKER_ATTR, RunStore
+from nas.run.store import LABELS_LOCK, ONESHOT_LOCK, WEIGHTS_LOCK, WORKER_ATTR, RunStore
 from nas.spaces.base import Arch
 from nas.strategies import OneShotStrategy, space_distributions
 
@@ -207,15 +207,7 @@ class SearchLoop:
         with store.locked(ONESHOT_LOCK):
             selected = sampler.prepare(store.directory, on_status)
         with store.ask_lock.held():
-            present = set()
-            for t in study.get_trials(deepcopy=False):
-                if t.state == TrialState.FAIL and ERROR_ATTR not in t.user_attrs:
-                    continue
-                params = t.params or t.system_attrs.get("fixed_params") or {}  # a waiting trial has only its fixed params
-                try:
-                    present.add(store.space.validate(params))
-                except (KeyError, ValueError):
-                    continue
+            present = store.held_archs()
             room = store.config.budget - store.n_spent() - store.n_waiting()
             fresh = [a for a in dict.fromkeys(selected) if a not in present][: max(0, room)]
             for arch in fresh:

@@ -33,7 +33,7 @@ from nas.run.sources import describe, is_estimate, moved_sources, source_record
 from nas.run.storage import AskLock, open_storage
 from nas.run.studyfile import StudyFileError, check_study_file, read_only_storage
 from nas.spaces.base import Arch, SearchSpace
-from nas.strategies import CONSTRAINTS_ATTR, ERROR_ATTR
+from nas.strategies import CONSTRAINTS_ATTR, ERROR_ATTR, interrupted
 
 STUDY_NAME = "nas"
 CONFIG_FILE = "config.yaml"
@@ -266,6 +266,19 @@ class RunStore:
                 failed += 1
         return failed
 
+    def _arch_of(self, trial: FrozenTrial) -> Arch | None:
+        """A trial's architecture (a waiting trial has only its fixed params); None if it holds no whole one."""
+        try:
+            return self.space.validate(trial.params or trial.system_attrs.get("fixed_params") or {})
+        except (KeyError, ValueError):
+            return None
+
+    def held_archs(self) -> set[Arch]:
+        """Architectures the study holds: every trial's but those of interrupted trials (FAIL without an
+        evaluation error), which a resume queues again."""
+        trials = self.study.get_trials(deepcopy=False)
+        return {a for t in trials if not interrupted(t) and (a := self._arch_of(t)) is not None}
+
     def requeue_interrupted(self) -> int:
         """Enqueue again the architecture of each trial a kill or Ctrl-C interrupted (FAIL without an
         evaluation error) that no other trial holds, within the budget; call it under the ask lock.
@@ -273,24 +286,14 @@ class RunStore:
         Why: the interrupted trial's architecture was the strategy's choice at that point of the history;
         evaluating it next keeps a resumed run on the path of an uninterrupted one (the strategies key
         their randomness on the trials that count, so the rest follows)."""
-        held: set[Arch] = set()
-        interrupted: list[tuple[Arch, dict[str, Any]]] = []
-        for t in self.study.get_trials(deepcopy=False):
-            params = t.params or t.system_attrs.get("fixed_params") or {}
-            try:
-                arch = self.space.validate(params)
-            except (KeyError, ValueError):
-                continue
-            if t.state == TrialState.FAIL and ERROR_ATTR not in t.user_attrs:
-                interrupted.append((arch, dict(params)))
-            else:
-                held.add(arch)
+        held = self.held_archs()
         room = self.config.budget - self.n_spent() - self.n_waiting()
         queued = 0
-        for arch, params in interrupted:
-            if arch in held or queued >= room:
+        for t in self.study.get_trials(deepcopy=False):
+            arch = self._arch_of(t) if interrupted(t) else None
+            if arch is None or arch in held or queued >= room:
                 continue
-            self.study.enqueue_trial(params, user_attrs={ARCH_ATTR: self.space.to_string(arch)})
+            self.study.enqueue_trial(dict(arch), user_attrs={ARCH_ATTR: self.space.to_string(arch)})
             held.add(arch)
             queued += 1
         return queued

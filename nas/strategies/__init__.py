@@ -20,7 +20,7 @@ from optuna.trial import FrozenTrial
 
 from nas.registry import Registry
 from nas.spaces.base import SearchSpace
-from nas.strategies._base import CONSTRAINTS_ATTR, ERROR_ATTR, ArchSampler, ConstraintsFunc, History, KnownMetrics, SearchContext, counted_before, space_distributions
+from nas.strategies._base import CONSTRAINTS_ATTR, ERROR_ATTR, ArchSampler, ConstraintsFunc, History, KnownMetrics, SearchContext, counted_before, interrupted, space_distributions
 from nas.strategies._aging import AgingEvolutionSampler
 from nas.strategies._bayesian import BayesianSampler
 from nas.strategies._constrained_evolution import EvolutionResult, constrained_evolution
@@ -54,6 +54,7 @@ __all__ = [
     "SearchContext",
     "constrained_evolution",
     "counted_before",
+    "interrupted",
     "StrategyInfo",
     "make_strategy",
     "space_distributions",
