@@ -30,7 +30,9 @@ class RunConfig:
     `table`, `csv:PATH`, `train:DATA`, `predictor:MODEL[:ENCODING]`, `zero_cost:PROXY`) and
     `accuracy_options`; `training` (the recipe of `nas.accuracy.training.Recipe` when accuracy trains);
     `pruner` (none, median, hyperband, pareto-halving) and `pruner_options`; `keep_weights` (`all`, or
-    keep the weights of the best K trials, front first).
+    keep the weights of the best K trials, front first); `measure` (metric -> measurement source, e.g.
+    `{"latency@mydev": "backend:onnxruntime"}`: that device is measured in the loop, `nas.cost.in_loop`),
+    `measure_budget` (most measurements; default 30 % of the budget) and `measure_options`.
 
     Example:
         >>> cfg = RunConfig(objectives=["accuracy:max", "params:min"], budget=50)
@@ -56,6 +58,9 @@ class RunConfig:
     pruner: str = "none"
     pruner_options: dict[str, Any] = field(default_factory=dict)
     keep_weights: str | int = "all"
+    measure: dict[str, str] = field(default_factory=dict)
+    measure_budget: int | None = None
+    measure_options: dict[str, Any] = field(default_factory=dict)
 
     #: Keys that may change when a run is resumed (the rest must match the stored config).
     RESUMABLE = ("budget", "data_dir", "keep_weights")
@@ -70,7 +75,7 @@ class RunConfig:
         for key in ("objectives", "constraints"):
             if isinstance(values.get(key), str):
                 values[key] = [s.strip() for s in values[key].split(",") if s.strip()]
-        for key in ("strategy_options", "mode_options", "accuracy_options", "training", "pruner_options"):
+        for key in ("strategy_options", "mode_options", "accuracy_options", "training", "pruner_options", "measure", "measure_options"):
             if values.get(key) is None and key in values:
                 values[key] = {}
         config = cls(**values)
@@ -91,13 +96,37 @@ class RunConfig:
             raise RunConfigError(f"budget must be a positive integer, got {self.budget!r}")
         if self.seed is not None and (not isinstance(self.seed, int) or isinstance(self.seed, bool)):
             raise RunConfigError(f"seed must be an integer, got {self.seed!r}")
-        for key in ("strategy_options", "mode_options", "accuracy_options", "training", "pruner_options"):
+        for key in ("strategy_options", "mode_options", "accuracy_options", "training", "pruner_options", "measure", "measure_options"):
             if not isinstance(getattr(self, key), dict):
                 raise RunConfigError(f"{key} must be a mapping, got {getattr(self, key)!r}")
         if self.keep_weights != "all" and (not isinstance(self.keep_weights, int) or isinstance(self.keep_weights, bool) or self.keep_weights < 0):
             raise RunConfigError(f"keep_weights must be 'all' or an integer >= 0, got {self.keep_weights!r}")
         self.search_mode()
         self._validate_accuracy()
+        self._validate_measure()
+
+    def _validate_measure(self) -> None:
+        """`measure` names latency metrics the search computes, one device per run, each with a source."""
+        metrics = self.objective_set().metrics
+        for metric, source in self.measure.items():
+            if metric not in metrics:
+                raise RunConfigError(f"--measure {metric}: not an objective or constraint of this search (it computes {metrics})")
+            if not metric.startswith("latency@"):
+                raise RunConfigError(f"--measure {metric}: only a latency@DEVICE metric can be measured in the loop")
+            if not isinstance(source, str) or not source.strip():
+                raise RunConfigError(f"--measure {metric}: expected METRIC=SOURCE with SOURCE backend:NAME, cmd:TEMPLATE or csv:PATH:COLUMN, got {source!r}")
+        if len(self.measure) > 1:
+            raise RunConfigError(f"--measure names {len(self.measure)} devices ({', '.join(self.measure)}); a run measures one device in the loop")
+        if not self.measure and (self.measure_budget is not None or self.measure_options):
+            raise RunConfigError("--measure-budget and measure options apply only with --measure latency@DEVICE=SOURCE")
+        if self.measure_budget is not None and (not isinstance(self.measure_budget, int) or isinstance(self.measure_budget, bool) or self.measure_budget < 2):
+            raise RunConfigError(f"measure_budget must be an integer >= 2, got {self.measure_budget!r}")
+
+    def measure_spec(self, metric: str) -> tuple[str, dict[str, Any]] | None:
+        """The evaluator spec (`measure:SOURCE`) and options of a metric measured in the loop, else None."""
+        if metric not in self.measure:
+            return None
+        return f"measure:{self.measure[metric]}", {**self.measure_options, "budget": self.measure_budget}
 
     def _validate_accuracy(self) -> None:
         from nas.accuracy.pruning import PRUNERS

@@ -16,6 +16,7 @@ import pandas as pd
 
 import nas.accuracy  # noqa: F401  (registers the accuracy evaluators)
 import nas.cost  # noqa: F401  (registers the cost evaluators)
+import nas.cost.in_loop  # noqa: F401  (registers measure:SOURCE, a device measured in the loop)
 from nas.objectives import MetricName, MetricProvider, ObjectiveSet, ProviderRequest, make_provider, parse_spec
 from nas.pareto import ParetoFront
 from nas.run.config import RunConfig
@@ -71,7 +72,8 @@ def _resolve(space: SearchSpace, config: RunConfig, metrics: Sequence[str]) -> d
         input_spec = providers["accuracy"].input_spec
     for metric in metrics:
         if metric not in providers:
-            providers[metric] = build(metric, metric if MetricName.parse(metric).kind != "accuracy" else config.accuracy, {}, input_spec)
+            spec, options = config.measure_spec(metric) or (metric if MetricName.parse(metric).kind != "accuracy" else config.accuracy, {})
+            providers[metric] = build(metric, spec, options, input_spec)
     return {m: providers[m] for m in metrics}
 
 
