@@ -44,6 +44,9 @@ STRATEGIES = ["random", "evolution", "aging", "rl", "local", "bo", "bananas", "o
 #: Strategies whose per-trial cost (surrogate fits) limits them to the budgets/seeds given by --slow-*.
 SLOW = {"bo", "bananas", "optuna-gp"}
 OPTIONS = {"optuna-gp": {"n_startup_trials": 10}}
+#: Labelled variants of a strategy (label -> (registered strategy, its options)), so a change and what it
+#: replaced run side by side in one process: `--strategies bo,bo-parego`.
+VARIANTS: dict[str, tuple[str, dict]] = {"bo-parego": ("bo", {"exact_3d": False})}
 
 
 @dataclass(frozen=True)
@@ -109,7 +112,8 @@ def run_one(job: tuple[Case, str, int, list[int], str | None]) -> tuple[list[dic
         return make_predictor(name, space, encoding, **options)
 
     context = SearchContext(objset, known_metrics, known, None, surrogate)
-    sampler = make_strategy(strategy, space, seed=seed, constrained=bool(case.constraints), context=context, **OPTIONS.get(strategy, {}))
+    base, options = VARIANTS.get(strategy, (strategy, OPTIONS.get(strategy, {})))
+    sampler = make_strategy(base, space, seed=seed, constrained=bool(case.constraints), context=context, **options)
     study = optuna.create_study(directions=["minimize"] * len(objset.names), sampler=sampler)
     dists = space_distributions(space)
     rows: list[int] = []
@@ -295,13 +299,13 @@ def main(argv: Sequence[str] | None = None, *, default_out: str = "strategies", 
     jobs = []
     for name in args.cases.split(","):
         for strategy in args.strategies.split(","):
-            slow = strategy in SLOW
+            slow = VARIANTS.get(strategy, (strategy,))[0] in SLOW
             n_seeds, max_budget = limits.get(strategy, (min(args.seeds, args.slow_seeds), args.slow_budget) if slow else (args.seeds, max(budgets)))
             b = [x for x in budgets if x <= max_budget]
             for seed in range(n_seeds):
                 if b:
                     jobs.append((cases[name], strategy, seed, b, args.data_dir))
-    jobs.sort(key=lambda j: j[1] in SLOW, reverse=True)  # slow ones first, so the pool stays busy
+    jobs.sort(key=lambda j: VARIANTS.get(j[1], (j[1],))[0] in SLOW, reverse=True)  # slow ones first, so the pool stays busy
     rows, curves = [], []
     start = time.time()
     with ProcessPoolExecutor(max_workers=args.workers) as pool:

@@ -3,9 +3,10 @@
 Why not Optuna's GPSampler or BoTorch's qNEHVI on every objective: latency from a LUT or table, params
 and FLOPs are known for EVERY candidate before it is evaluated; only accuracy costs a query. So the
 surrogate models accuracy alone, and the acquisition is computed at each candidate's exact cost over
-the whole (finite) space: with one uncertain objective the expected hypervolume improvement in 2-D has
-a closed form (a sum of expected improvements over the steps of the current front's staircase), and in
-more dimensions a random Chebyshev scalarisation (ParEGO) with the known parts fixed also has one.
+the whole (finite) space: with one uncertain objective the expected hypervolume improvement has a closed
+form, in 2-D a sum of expected improvements over the steps of the current front's staircase, in 3-D (two
+known costs) a sum over the cells of the front's cost-space grid (`_ehvi`); in other cases a random
+Chebyshev scalarisation (ParEGO) with the known parts fixed also has one.
 Candidates that break a known constraint are never proposed.
 
 The surrogate comes from `nas.accuracy.predictors` through the search context (one predictor code
@@ -21,20 +22,13 @@ from typing import Any, Literal
 import numpy as np
 from optuna.study import Study
 from optuna.trial import FrozenTrial
-from scipy.special import ndtr
 
 from nas.spaces.base import Arch, SearchSpace
 from nas.strategies._base import ArchSampler, ConstraintsFunc, History, SearchContext
+from nas.strategies._ehvi import ehvi_3d, expected_shortfall, hvi_3d
 from nas.strategies._modes import hybrid_weights
 
-_INV_SQRT_2PI = 1.0 / np.sqrt(2.0 * np.pi)
-
-
-def expected_shortfall(threshold: np.ndarray, mean: np.ndarray, std: np.ndarray) -> np.ndarray:
-    """E[max(0, threshold - Y)] for Y ~ N(mean, std) (minimisation's expected improvement), broadcast."""
-    std = np.maximum(std, 1e-12)
-    z = (threshold - mean) / std
-    return (threshold - mean) * ndtr(z) + std * _INV_SQRT_2PI * np.exp(-0.5 * z * z)
+__all__ = ["BayesianSampler", "ehvi_2d", "ehvi_3d", "expected_shortfall", "hvi_2d", "hvi_3d", "staircase"]
 
 
 def staircase(front: np.ndarray, ref: np.ndarray, uncertain: int, known: int) -> tuple[np.ndarray, np.ndarray]:
@@ -89,6 +83,8 @@ class BayesianSampler(ArchSampler):
         n_candidates: candidates scored per step when the space is too large to score whole.
         warp: "power" fits the surrogate to Yeo-Johnson-transformed values of each uncertain objective
             (see `_warp`); "none" to the raw values.
+        exact_3d: with three objectives of which two are known costs, score by the exact 3-D EHVI
+            (`_ehvi`); False falls back to ParEGO's random Chebyshev scalarisation.
         seed: seed of the sampler's random state.
         context: search context; must provide the surrogate factory.
 
@@ -109,6 +105,7 @@ class BayesianSampler(ArchSampler):
         n_initial: int = 5,
         n_candidates: int = 4000,
         warp: Literal["power", "none"] = "power",
+        exact_3d: bool = True,
         seed: int | None = None,
         context: SearchContext | None = None,
         constraints_func: ConstraintsFunc | None = None,
@@ -129,6 +126,7 @@ class BayesianSampler(ArchSampler):
         self.n_initial = n_initial
         self.n_candidates = n_candidates
         self.warp = warp
+        self.exact_3d = bool(exact_3d)
         self._pool_known: np.ndarray | None = None
         self._pool_index: dict[Arch, int] = {}
 
@@ -248,6 +246,14 @@ class BayesianSampler(ArchSampler):
             else:
                 score = ehvi_2d(F_known[:, 0], mean, std, front, ref, j, k)
                 tie = -mean
+        elif len(uncertain) == 1 and n_obj == 3 and self.exact_3d:
+            mean, std = preds[0]
+            pair = (known[0], known[1])
+            if self.acquisition == "thompson":
+                draw = rng.normal(mean, np.maximum(std, 1e-12))
+                score, tie = hvi_3d(F_known, draw, front, ref, uncertain[0], pair), -draw
+            else:
+                score, tie = ehvi_3d(F_known, mean, std, front, ref, uncertain[0], pair), -mean
         else:
             score, tie = self._scalarised(F_known, known, uncertain, preds, front, ref, step, rng)
         best = np.flatnonzero(score >= score.max() - 1e-15 * max(1.0, abs(score.max())))
