@@ -592,13 +592,18 @@ def lut_fit(
     device: Annotated[str, typer.Option(help="The column to fit a LUT for.")],
     out: Annotated[Path, typer.Option(help="LUT CSV to write (JSON sidecar beside it); rows of other spaces already there are kept.")],
     space: Annotated[str, typer.Option(help="Search space of the arch strings.")] = "nb201",
-    samples: Annotated[int, typer.Option(help="K: random rows to fit on; every other row validates.")] = 10,
+    samples: Annotated[Optional[int], typer.Option(help="Fit on this many random measured rows and validate on the other measured rows (default: fit on every measured row and estimate the error by cross-validation).")] = None,
+    cv_folds: Annotated[Optional[int], typer.Option(help="Folds of that cross-validation (default: leave-one-out up to 20 measured rows, else 10).")] = None,
     seed: Annotated[int, typer.Option(help="Seed of the row sample and of the cross-validation.")] = 0,
     reference_devices: Annotated[str, typer.Option(help="Known devices to transfer from: all (every other column), none, or a comma list.")] = "all",
     method: Annotated[Optional[str], typer.Option(help="transfer, nnls or nnls+terms (default: transfer with references, else nnls+terms).")] = None,
     overwrite: Annotated[bool, typer.Option(help="Replace this space's rows if OUT already has them.")] = False,
 ) -> None:
-    """Fit a LUT from end-to-end measurements of K whole networks; report held-out Spearman/Kendall/MAPE."""
+    """Fit a LUT from end-to-end measurements of K whole networks; report its cross-validated (or held-out) error.
+
+    Rows whose --device cell is empty are not measurements: add your device's column to a table of
+    reference devices, fill the rows you timed, and the others still teach the transfer fit.
+    """
     from nas.cost.measurements import fit_from_measurements, read_measurements, reference_devices as pick_references, save_fitted
     from nas.spaces import get_space
 
@@ -606,16 +611,27 @@ def lut_fit(
         the_space = get_space(space)
         table = read_measurements(measurements, the_space)
         references = pick_references(table, device, reference_devices)
-        report = fit_from_measurements(table, device, samples=samples, seed=seed, references=references, method=method)
+        report = fit_from_measurements(table, device, samples=samples, seed=seed, references=references, method=method, folds=cv_folds)
         path = save_fitted(report, out, the_space.name, overwrite=overwrite)
     except _user_errors() as exc:
         raise _fail(str(exc)) from None
     v = report.validation
-    line = f"{path}: {v['method']} LUT for {device} ({space}) from K={v['k']} archs; held-out n={v['n']}: Spearman {v['spearman']:.4f}, Kendall {v['kendall']:.4f}, MAPE {v['mape']:.2%} (median {v['mdape']:.2%})"
-    if "before_distillation" in v:
-        before = v["before_distillation"]
-        line += f" (transfer model before distillation: Spearman {before['spearman']:.4f}, Kendall {before['kendall']:.4f})"
+    if v["estimate"] == "cross-validated":
+        line = f"{path}: {v['method']} LUT for {device} ({space}) from all K={v['k']} measured archs; {v['cv']['scheme']} cross-validated error: {_fit_figures(v)}"
+        line += f"; in sample (optimistic): {_fit_figures(v['in_sample'])}"
+        before = v["cv"].get("before_distillation")
+    else:
+        line = f"{path}: {v['method']} LUT for {device} ({space}) from K={v['k']} archs; held-out n={v['n']}: {_fit_figures(v)}"
+        before = v.get("before_distillation")
+    if before is not None:
+        line += f" (transfer model before distillation: {_fit_figures(before)})"
     console.print(line, highlight=False, soft_wrap=True)
+
+
+def _fit_figures(f: dict[str, Any]) -> str:
+    """MAPE, share within +-10 % and, where the figures hold them (K >= 5), the rank correlations."""
+    ranks = f"Spearman {f['spearman']:.4f}, Kendall {f['kendall']:.4f}, " if "spearman" in f else ""
+    return f"{ranks}MAPE {f['mape']:.2%} (median {f['mdape']:.2%}), {f['within_10pct']:.0f} % within +-10 %"
 
 
 @lut_app.command("predict")

@@ -62,6 +62,7 @@ def validation_figures(predicted: np.ndarray, measured: np.ndarray) -> dict[str,
         "kendall": float(kendalltau(predicted, measured)[0]),
         "mape": float(np.mean(ape)),
         "mdape": float(np.median(ape)),
+        "within_10pct": float((ape <= 0.1 + 1e-9).mean() * 100.0),  # share (%), as `nas lut validate` writes it
         "n": int(len(measured)),
     }
 
@@ -562,3 +563,122 @@ def fit_with_model(
         meta["reference_devices"] = []
     meta["prior_strength"] = strength
     return LUTFit(_costs_lut(space, keys, coef, intercept, device=device, meta={"fit": {space.name: meta}}), model)
+
+
+# --- cross-validation of a fit on every measurement ---------------------------------------------------
+MIN_CV_MEASUREMENTS = 3  # leave-one-out then fits on 2, the fewest a fit accepts
+MIN_RANK_MEASUREMENTS = 5  # below this a rank correlation over the K rows says nothing
+_LOO_UP_TO = 20
+_DEFAULT_FOLDS = 10
+
+
+def cv_folds(k: int, folds: int | None, seed: int) -> np.ndarray:
+    """Fold id of each of `k` measurements: leave-one-out up to 20 measurements, else 10 seeded random
+    folds of (almost) equal size; `folds` overrides the count (`folds == k` is leave-one-out).
+
+    Example:
+        >>> cv_folds(4, None, 0).tolist()
+        [0, 1, 2, 3]
+        >>> np.bincount(cv_folds(25, 5, 0)).tolist()
+        [5, 5, 5, 5, 5]
+    """
+    if k < MIN_CV_MEASUREMENTS:
+        raise FitError(f"cross-validation needs at least {MIN_CV_MEASUREMENTS} measured networks, got {k}")
+    n = (k if k <= _LOO_UP_TO else _DEFAULT_FOLDS) if folds is None else int(folds)
+    if not 2 <= n <= k:
+        raise FitError(f"cross-validation folds must be between 2 and the {k} measured networks, got {n}")
+    if n == k:
+        return np.arange(k)
+    return np.random.default_rng(seed).permutation(np.arange(k) % n)
+
+
+@dataclass
+class CrossValidation:
+    """Out-of-fold predictions of K measurements (ms): each predicted by a fit that never saw it.
+
+    `predicted` is the fitted LUT's (what a search prices with); `model_predicted` the transfer model's
+    before distillation (None for the per-operator methods).
+    """
+
+    folds: np.ndarray
+    measured: np.ndarray
+    predicted: np.ndarray
+    model_predicted: np.ndarray | None = None
+
+    @property
+    def n_folds(self) -> int:
+        return int(len(np.unique(self.folds)))
+
+    @property
+    def scheme(self) -> str:
+        return "leave-one-out" if self.n_folds == len(self.folds) else f"{self.n_folds}-fold"
+
+    def figures(self, model: bool = False) -> dict[str, Any]:
+        """`cv_figures` of the LUT's (or, with `model`, the transfer model's) out-of-fold predictions."""
+        predicted = self.model_predicted if model else self.predicted
+        if predicted is None:
+            raise FitError("this cross-validation holds no transfer-model predictions")
+        return cv_figures(predicted, self.measured)
+
+
+def cv_figures(predicted: np.ndarray, measured: np.ndarray) -> dict[str, Any]:
+    """`validation_figures`, without the rank correlations when fewer than 5 networks were measured
+    (with 3 or 4 a Spearman takes only a handful of values and would read as a precise figure)."""
+    figures: dict[str, Any] = validation_figures(predicted, measured)
+    if len(measured) < MIN_RANK_MEASUREMENTS:
+        del figures["spearman"], figures["kendall"]
+    return figures
+
+
+def cross_validate(
+    space: SearchSpace,
+    archs: Sequence[Arch],
+    latencies_ms: Sequence[float] | np.ndarray,
+    *,
+    device: str,
+    method: Method = "transfer",
+    seed: int = 0,
+    reference: ReferenceTables | None = None,
+    pool: ArchPool | None = None,
+    folds: int | None = None,
+) -> CrossValidation:
+    """The error to expect from `fit_with_model` on all K measurements, estimated by refitting it with
+    each fold left out and predicting that fold (same method, seed and references; the prior strength
+    and, for transfer, the model's regularisation are re-chosen inside every fold).
+
+    Why refit everything: a fit that chose its prior strength on all K rows has already seen the held-out
+    row; only a refit from scratch gives an honest estimate for a LUT fitted on every measurement.
+
+    Example:
+        >>> from nas.spaces import get_space
+        >>> space = get_space("nb201")
+        >>> archs = space.enumerate()[:40]
+        >>> pool = ArchPool(space, archs)
+        >>> truth = pool.counts.toarray() @ np.linspace(0.01, 0.1, 27) + 1.0
+        >>> cv = cross_validate(space, archs[:12], truth[:12], device="toy", method="nnls", pool=pool)
+        >>> cv.scheme, cv.figures()["mape"] < 0.05
+        ('leave-one-out', True)
+    """
+    y = np.asarray(latencies_ms, dtype=float).reshape(-1)
+    if len(y) != len(archs):
+        raise FitError(f"got {len(y)} latencies for {len(archs)} archs")
+    _check_latencies(y, "measured latencies")
+    fold_of = cv_folds(len(y), folds, seed)
+    predicted = np.empty(len(y))
+    model_predicted = np.empty(len(y)) if method == "transfer" else None
+    for fold in np.unique(fold_of):
+        test = np.flatnonzero(fold_of == fold)
+        train = np.flatnonzero(fold_of != fold)
+        fitted = fit_with_model(
+            space, [archs[i] for i in train], y[train], device=device, method=method, seed=seed, reference=reference, pool=pool
+        )
+        held = [archs[i] for i in test]
+        fit_pool = reference.pool if reference is not None else pool
+        if fit_pool is not None:
+            rows = fit_pool.rows(held)
+            predicted[test] = fit_pool.predict(fitted.lut)[rows]
+        else:
+            predicted[test] = fitted.lut.predict(space, held)
+        if model_predicted is not None and fitted.model is not None:
+            model_predicted[test] = fitted.model.predict()[fitted.model.reference.pool.rows(held)]
+    return CrossValidation(fold_of, y, predicted, model_predicted)

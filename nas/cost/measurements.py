@@ -22,7 +22,16 @@ import numpy as np
 import pandas as pd
 
 from nas._io import write_atomic
-from nas.cost.fit import ArchPool, FitError, ReferenceTables, fit_with_model, validation_figures
+from nas.cost.fit import (
+    MIN_CV_MEASUREMENTS,
+    ArchPool,
+    FitError,
+    ReferenceTables,
+    cross_validate,
+    cv_figures,
+    fit_with_model,
+    validation_figures,
+)
 from nas.cost.lut import LUT, LUTError
 from nas.spaces.base import Arch, InvalidArchError, SearchSpace
 
@@ -71,16 +80,36 @@ class Measurements:
         """The latencies of `device`, checked numeric and positive (errors name the file line)."""
         if device not in self.latencies.columns:
             raise MeasurementError(f"{self.path} has no column {device!r}; its columns are {', '.join(self.devices)}")
+        rows, values = self.measured(device)
+        if len(rows) < len(self.archs):
+            i = int(np.setdiff1d(np.arange(len(self.archs)), rows)[0])
+            raise MeasurementError(f"{self.path} line {i + 2}: column {device!r} is empty there; a reference device needs a latency on every row")
+        return values
+
+    def measured(self, device: str) -> tuple[np.ndarray, np.ndarray]:
+        """Rows where `device` has a latency, and those latencies (ms).
+
+        An empty cell means "not measured on this device": a user who timed 20 networks adds their
+        column to a table of reference devices and leaves the other rows empty (or NA, as pandas reads
+        it); those rows still serve as the pool a transfer fit learns the references on. Text, infinities
+        and values <= 0 are errors naming the file line.
+        """
+        if device not in self.latencies.columns:
+            raise MeasurementError(f"{self.path} has no column {device!r}; its columns are {', '.join(self.devices)}")
         raw = self.latencies[device]
+        empty = raw.isna().to_numpy()
         values = pd.to_numeric(raw, errors="coerce").to_numpy(dtype=float)
-        bad = ~np.isfinite(values)
+        bad = ~np.isfinite(values) & ~empty
         if bad.any():
             i = int(np.flatnonzero(bad)[0])
-            raise MeasurementError(f"{self.path} line {i + 2}: latency {raw.iloc[i]!r} in column {device!r} is not a number")
-        if (values <= 0).any():
-            i = int(np.flatnonzero(values <= 0)[0])
+            raise MeasurementError(f"{self.path} line {i + 2}: latency {str(raw.iloc[i])!r} in column {device!r} is not a number")
+        rows = np.flatnonzero(~empty)
+        if not len(rows):
+            raise MeasurementError(f"{self.path}: column {device!r} holds no latency")
+        if (values[rows] <= 0).any():
+            i = int(rows[np.flatnonzero(values[rows] <= 0)[0]])
             raise MeasurementError(f"{self.path} line {i + 2}: latency {values[i]:g} in column {device!r} is not positive")
-        return values
+        return rows, values[rows]
 
 
 def read_measurements(path: str | Path, space: SearchSpace) -> Measurements:
@@ -131,7 +160,7 @@ def sample_rows(n_rows: int, k: int, seed: int) -> np.ndarray:
     if k < 2:
         raise MeasurementError(f"--samples must be at least 2, got {k}")
     if k > n_rows:
-        raise MeasurementError(f"--samples {k} is larger than the {n_rows} rows available")
+        raise MeasurementError(f"--samples {k} is larger than the {n_rows} measured rows available")
     return np.sort(np.random.default_rng(seed).choice(n_rows, size=k, replace=False))
 
 
@@ -144,21 +173,46 @@ class FitReport:
 
 
 def fit_from_measurements(
-    measurements: Measurements, device: str, *, samples: int, seed: int, references: Sequence[str], method: str | None = None
+    measurements: Measurements,
+    device: str,
+    *,
+    samples: int | None = None,
+    seed: int,
+    references: Sequence[str],
+    method: str | None = None,
+    folds: int | None = None,
 ) -> FitReport:
-    """Fit on `samples` random rows, validate on every other row of the file.
+    """Fit a LUT for `device` from its measured rows, with an honest error estimate.
 
-    The pool the LUT is distilled on (transfer) is the whole file; without references the LUT is kept
-    above its latency floor over the whole space when the space can be listed (else over the file).
-    The held-out rows' measured latencies of `device` are never seen by the fit.
+    Two ways, by `samples`:
+    - None, or every measured row (the default of `nas lut fit`): fit on all K measurements; the error
+      is estimated by cross-validation (`nas.cost.fit.cross_validate`: leave-one-out up to 20 rows, else
+      10 folds, or `folds`), each fold refitted from scratch. The sidecar's top-level figures are those
+      out-of-fold ones; `in_sample` holds the final LUT's figures on the rows it was fitted on.
+    - fewer: fit on `samples` random measured rows and validate on every other measured row.
+
+    Rows whose `device` cell is empty are not measurements; they (and every measured row) form the pool
+    a transfer LUT is distilled on. Without references the LUT is kept above its latency floor over the
+    whole space when the space can be listed (else over the file).
     """
-    y = measurements.column(device)
+    measured_rows, measured = measurements.measured(device)
+    k = len(measured_rows)
     method = method or ("transfer" if references else "nnls+terms")
     if method == "transfer" and not references:
         raise MeasurementError("method 'transfer' needs reference devices; pass --reference-devices all or a list")
-    rows = sample_rows(len(y), samples, seed)
-    if samples == len(y):
-        raise MeasurementError(f"--samples {samples} uses every row of {measurements.path}; leave some rows to validate on")
+    cross_validated = samples is None or samples == k
+    if cross_validated:
+        if k < MIN_CV_MEASUREMENTS:
+            raise MeasurementError(
+                f"{measurements.path}: column {device!r} has {k} measured row(s); fitting on all of them with a "
+                f"cross-validated error needs at least {MIN_CV_MEASUREMENTS}"
+            )
+        if folds is not None and not 2 <= folds <= k:
+            raise MeasurementError(f"--cv-folds {folds} must be between 2 and the {k} measured rows of column {device!r}")
+        fit_rows = np.arange(k)
+    else:
+        assert samples is not None
+        fit_rows = sample_rows(k, samples, seed)
     try:
         pool = ArchPool(measurements.space, measurements.archs)
     except FitError as exc:
@@ -169,32 +223,44 @@ def fit_from_measurements(
     reference = None
     if references:
         reference = ReferenceTables(pool, np.column_stack([measurements.column(d) for d in references]), tuple(references))
-    fit_archs = [measurements.archs[i] for i in rows]
-    fitted = fit_with_model(
-        measurements.space, fit_archs, y[rows], device=device, method=method, seed=seed,  # type: ignore[arg-type]
-        reference=reference if method == "transfer" else None, pool=None if method == "transfer" else whole,
-    )
+    archs = [measurements.archs[i] for i in measured_rows]
+    fit_archs = [archs[i] for i in fit_rows]
+    settings: dict[str, Any] = {
+        "device": device, "method": method, "seed": seed,
+        "reference": reference if method == "transfer" else None, "pool": None if method == "transfer" else whole,
+    }
+    fitted = fit_with_model(measurements.space, fit_archs, measured[fit_rows], **settings)
     lut = fitted.lut
-    held = np.ones(len(y), dtype=bool)
-    held[rows] = False
-    predicted = pool.predict(lut)
+    predicted = pool.predict(lut)[measured_rows]
     validation: dict[str, Any] = {
         "kind": "fitted",
         "device": device,
         "method": method,
-        "k": int(samples),
+        "k": int(len(fit_rows)),
         "seed": int(seed),
         "reference_devices": list(references) if method == "transfer" else [],
         "source": measurements.path.name,
         "source_sha256": measurements.sha256,
-        "heldout": "every row of the source not used for fitting",
-        **validation_figures(predicted[held], y[held]),
     }
+    teacher = None if fitted.model is None else fitted.model.predict()[pool.rows(archs)]
+    if cross_validated:
+        cv = cross_validate(measurements.space, archs, measured, folds=folds, **settings)
+        validation |= {
+            "estimate": "cross-validated",
+            "heldout": f"cross-validation over the K measured rows ({cv.scheme}): each predicted by a LUT refitted without it",
+            **cv.figures(),
+            "cv": {"scheme": cv.scheme, "folds": cv.n_folds, **({"before_distillation": cv.figures(model=True)} if teacher is not None else {})},
+            "in_sample": {**cv_figures(predicted, measured), "note": "the final LUT on the rows it was fitted on: optimistic"},
+        }
+    else:
+        held = np.ones(k, dtype=bool)
+        held[fit_rows] = False
+        validation |= {"estimate": "held-out", "heldout": "every measured row of the source not used for fitting", **validation_figures(predicted[held], measured[held])}
+        if teacher is not None:
+            validation["before_distillation"] = validation_figures(teacher[held], measured[held])
     if fitted.model is not None:
-        teacher = fitted.model.predict()
-        validation["before_distillation"] = validation_figures(teacher[held], y[held])
         validation["distillation"] = lut.meta["fit"][measurements.space.name]["distillation"]
-    if np.all(y == np.round(y)):
+    if np.all(measured == np.round(measured)):
         validation["note"] = "measurements are whole milliseconds: ties in the truth cap rank correlation"
     return FitReport(lut, validation)
 

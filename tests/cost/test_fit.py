@@ -152,3 +152,38 @@ def test_few_shot_transfer_on_the_measured_table_beats_operator_counts(shared_da
     rho = {name: spearmanr(p[held], truth[held])[0] for name, p in
            {"transfer": fitted.model.predict(), "distilled": pool.predict(fitted.lut), "per_op": pool.predict(per_op)}.items()}
     assert rho["transfer"] > rho["per_op"] + 0.02 and rho["distilled"] > rho["per_op"] + 0.02, rho
+
+
+def test_cv_folds_are_leave_one_out_up_to_20_then_ten_seeded_folds():
+    from nas.cost.fit import cv_folds
+
+    assert cv_folds(20, None, 0).tolist() == list(range(20))
+    folds = cv_folds(45, None, 1)
+    assert sorted(np.bincount(folds).tolist()) == [4] * 5 + [5] * 5 and folds.tolist() == cv_folds(45, None, 1).tolist()
+    assert cv_folds(45, None, 2).tolist() != folds.tolist()
+    for k, n, message in [(2, None, "at least 3 measured networks"), (6, 7, "between 2 and the 6"), (6, 1, "between 2 and the 6")]:
+        with pytest.raises(FitError, match=message):
+            cv_folds(k, n, 0)
+
+
+@pytest.mark.parametrize("method", ["nnls+terms", "transfer"])
+def test_cross_validation_predicts_each_row_by_a_fit_that_never_saw_it(method):
+    from nas.cost.fit import cross_validate
+
+    reference = _references() if method == "transfer" else None
+    truth = device(0.02, 0.05, none_ms=0.3)
+    rows, _ = split(8, seed=4)
+    archs = [POOL.archs[i] for i in rows]
+    pool = None if reference else POOL
+    cv = cross_validate(NB201, archs, truth[rows], device="toy", method=method, reference=reference, pool=pool)
+    assert cv.scheme == "leave-one-out" and cv.n_folds == 8
+    # Refit without row 3 by hand: its out-of-fold prediction is that fit's.
+    keep = [i for i in range(8) if i != 3]
+    alone = fit_with_model(NB201, [archs[i] for i in keep], truth[rows][keep], device="toy", method=method, reference=reference, pool=pool)
+    assert cv.predicted[3] == pytest.approx(POOL.predict(alone.lut)[rows[3]])
+    if method == "transfer":
+        assert cv.model_predicted is not None and cv.model_predicted[3] == pytest.approx(alone.model.predict()[rows[3]])
+        assert set(cv.figures(model=True)) >= {"spearman", "mape", "within_10pct"}
+    # A fit on all 8 would price row 3 differently (it saw it), so the estimate is not the in-sample one.
+    full = POOL.predict(fit_with_model(NB201, archs, truth[rows], device="toy", method=method, reference=reference, pool=pool).lut)
+    assert not np.allclose(full[rows], cv.predicted)

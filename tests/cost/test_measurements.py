@@ -12,7 +12,7 @@ import pytest
 from typer.testing import CliRunner
 
 from nas.cli import app
-from nas.cost.fit import ArchPool
+from nas.cost.fit import ArchPool, ReferenceTables
 from nas.cost.lut import LUT
 from nas.spaces import get_space
 
@@ -111,6 +111,17 @@ def _set(column: str, row: int, value: object):
     return edit
 
 
+def _measured_only(k: int):
+    """The first k rows keep their cpu latency; the others are left empty (not measured)."""
+
+    def edit(frame: pd.DataFrame) -> pd.DataFrame:
+        frame["cpu"] = frame["cpu"].astype(object)
+        frame.loc[k:, "cpu"] = None
+        return frame
+
+    return edit
+
+
 def _write(tmp_path, frame: pd.DataFrame) -> str:
     path = tmp_path / "bad.csv"
     frame.to_csv(path, index=False)
@@ -124,7 +135,15 @@ def _write(tmp_path, frame: pd.DataFrame) -> str:
         (_set("cpu", 6, 0.0), ["--device", "cpu"], "bad.csv line 8: latency 0 in column 'cpu' is not positive"),
         (_set("cpu", 3, "fast"), ["--device", "cpu"], "bad.csv line 5: latency 'fast' in column 'cpu' is not a number"),
         (_set("arch_str", 9, "|conv~0|+|"), ["--device", "cpu"], "bad.csv line 11: malformed NB201 arch string"),
-        (None, ["--device", "cpu", "--samples", "500"], "--samples 500 is larger than the 234 rows available"),
+        (None, ["--device", "cpu", "--samples", "500"], "--samples 500 is larger than the 234 measured rows available"),
+        (_set("cpu", 5, float("inf")), ["--device", "cpu"], "bad.csv line 7: latency 'inf' in column 'cpu' is not a number"),
+        (_set("cpu", 5, -1.5), ["--device", "cpu"], "bad.csv line 7: latency -1.5 in column 'cpu' is not positive"),
+        (_set("gpu", 4, None), ["--device", "cpu", "--reference-devices", "gpu"], "bad.csv line 6: column 'gpu' is empty there"),
+        (_set("arch_str", 2, "|nor_conv_3x3~0|+|none~0|"), ["--device", "cpu"], "bad.csv line 4: malformed NB201 arch string"),
+        (lambda f: f.assign(cpu=np.nan), ["--device", "cpu"], "column 'cpu' holds no latency"),
+        (_measured_only(2), ["--device", "cpu"], "has 2 measured row(s); fitting on all of them with a cross-validated error needs at least 3"),
+        (_measured_only(6), ["--device", "cpu", "--cv-folds", "7"], "--cv-folds 7 must be between 2 and the 6 measured rows"),
+        (_measured_only(6), ["--device", "cpu", "--cv-folds", "1"], "--cv-folds 1 must be between 2 and the 6 measured rows"),
         (None, ["--device", "cpu", "--reference-devices", "gpu,npu"], "has no column 'npu'"),
         (lambda f: f.drop(columns=["arch_str"]), ["--device", "cpu"], "has no 'arch_str' column"),
     ],
@@ -176,3 +195,50 @@ def test_a_lut_fitted_without_references_never_prices_a_network_of_the_space_bel
     table = read_measurements(Path(__file__).parent / "data" / "ort_epyc_zen4_nb201_20.csv", NB201)
     report = fit_from_measurements(table, "this_machine", samples=12, seed=0, references=[])
     assert report.lut.predict(NB201, NB201.enumerate()).min() >= latency_floor(table.column("this_machine")) * (1 - 1e-6)
+
+
+def test_fit_on_every_measured_row_stores_a_cross_validated_error(tmp_path):
+    """A user who timed 15 networks adds their column to the reference table, rows left empty elsewhere:
+    the LUT is fitted on all 15 and its error estimated leave-one-out, each row by a refit without it."""
+    from nas.cost.fit import cross_validate
+    from nas.cost.measurements import read_measurements
+
+    path = _write(tmp_path, _measured_only(15)(_table()))
+    out = tmp_path / "cpu.csv"
+    result = fit(path, "cpu", out)
+    assert result.exit_code == 0, result.output
+    text = " ".join(result.output.split())
+    assert "from all K=15 measured archs; leave-one-out cross-validated error: Spearman" in text and "in sample (optimistic)" in text
+    v = json.loads(out.with_suffix(".json").read_text())["validation"]["nb201"]
+    assert v["estimate"] == "cross-validated" and v["k"] == 15 and v["n"] == 15
+    assert v["cv"]["scheme"] == "leave-one-out" and v["cv"]["folds"] == 15 and v["cv"]["before_distillation"]["n"] == 15
+    assert v["in_sample"]["n"] == 15 and "optimistic" in v["in_sample"]["note"]
+    assert 0 <= v["within_10pct"] <= 100 and v["spearman"] > 0.9
+    # The stored figures are those of an independent refit-per-fold run, not of the final LUT in sample.
+    table = read_measurements(path, NB201)
+    rows, y = table.measured("cpu")
+    reference = ReferenceTables(ArchPool(NB201, table.archs), np.column_stack([table.column(d) for d in ("gpu", "phone")]), ("gpu", "phone"))
+    cv = cross_validate(NB201, [table.archs[i] for i in rows], y, device="cpu", method="transfer", reference=reference)
+    assert v["mape"] == pytest.approx(cv.figures()["mape"]) and v["mape"] != pytest.approx(v["in_sample"]["mape"])
+    # Every measured row, named by --samples, is the same fit; fewer rows keep the held-out path.
+    again = tmp_path / "again.csv"
+    assert fit(path, "cpu", again, "--samples", 15).exit_code == 0
+    assert json.loads(again.with_suffix(".json").read_text())["validation"]["nb201"]["mape"] == pytest.approx(v["mape"])
+    held = tmp_path / "held.csv"
+    assert fit(path, "cpu", held, "--samples", 10).exit_code == 0
+    w = json.loads(held.with_suffix(".json").read_text())["validation"]["nb201"]
+    assert w["estimate"] == "held-out" and w["k"] == 10 and w["n"] == 5 and "cv" not in w
+
+
+def test_cross_validation_folds_and_few_rows_without_rank_figures(tmp_path):
+    path = _write(tmp_path, _measured_only(30)(_table()))
+    out = tmp_path / "folds.csv"
+    assert fit(path, "cpu", out, "--cv-folds", 5, "--reference-devices", "none").exit_code == 0
+    v = json.loads(out.with_suffix(".json").read_text())["validation"]["nb201"]
+    assert v["method"] == "nnls+terms" and v["cv"] == {"scheme": "5-fold", "folds": 5} and v["n"] == 30
+    few = _write(tmp_path, _measured_only(4)(_table()))
+    out = tmp_path / "few.csv"
+    result = fit(few, "cpu", out)
+    assert result.exit_code == 0, result.output
+    v = json.loads(out.with_suffix(".json").read_text())["validation"]["nb201"]
+    assert v["n"] == 4 and "spearman" not in v and "spearman" not in v["in_sample"] and "Spearman" not in result.output.split("in sample")[0]
