@@ -880,8 +880,8 @@ def lut_build(
     calibration_model: Annotated[str, typer.Option(help="scale: intercept + one factor per operator type; offset: intercept + per-layer offset.")] = "scale",
     seed: Annotated[int, typer.Option(help="Seed of measurement order and calibration archs.")] = 0,
     warmup: Annotated[Optional[int], typer.Option(help="Warm-up calls before timing each operator [default: 10].")] = None,
-    repeats: Annotated[Optional[int], typer.Option(help="Timed samples per operator and process [default: 50].")] = None,
-    target_ms: Annotated[Optional[float], typer.Option(help="Duration of one timed sample (batched calls), ms [default: 2].")] = None,
+    repeats: Annotated[Optional[int], typer.Option(help="Timed samples per operator and process [default: 200].")] = None,
+    target_ms: Annotated[Optional[float], typer.Option(help="Duration of one timed sample (batched calls), ms [default: 0.5].")] = None,
     statistic: Annotated[Optional[str], typer.Option(help="Per-process summary of the samples: min (robust on a shared machine) or median [default: min].")] = None,
     clock: Annotated[Optional[str], typer.Option(help="thread (CPU time; ignores time preempted by other processes; 1 thread only), wall, or auto [default: auto].")] = None,
     overwrite: Annotated[bool, typer.Option(help="Replace this space's rows if OUT already has them.")] = False,
@@ -970,6 +970,71 @@ def lut_validate(
         soft_wrap=True,
     )
     console.print(f"figures stored in the sidecar; per-arch table: {validation_path(lut_path)}", highlight=False, soft_wrap=True)
+
+
+@lut_app.command("calibrate")
+def lut_calibrate(
+    lut_path: Annotated[Path, typer.Argument(metavar="LUT", help="LUT CSV built with `nas lut build`, here or on another machine.")],
+    archs: Annotated[int, typer.Option(help="Random networks to measure here and refit the LUT to.")] = 10,
+    space: Annotated[str, typer.Option(help="Search space name or YAML definition.")] = "nb201",
+    backend: Annotated[Optional[str], typer.Option(help="Backend to measure with; must be the LUT's (default: the LUT's).")] = None,
+    model: Annotated[str, typer.Option(help="types: a factor per operator type pulled towards a shared one; scale: one factor; affine: factor + constant.")] = "types",
+    out: Annotated[Optional[Path], typer.Option(help="Write the calibrated LUT here (default: replace LUT in place; its old figures stay in the sidecar's history).")] = None,
+    validate: Annotated[int, typer.Option(help="Then measure this many fresh networks and store the held-out figures (0: none).")] = 0,
+    seed: Annotated[int, typer.Option(help="Seed of the calibration networks (validation uses seed + 1).")] = 0,
+    threads: Annotated[int, typer.Option(help="Intra-op threads (must match the LUT's).")] = 1,
+    processes: Annotated[int, typer.Option(help="Fresh processes; each network's latency is their median.")] = 3,
+    dataset: Annotated[Optional[str], typer.Option(help="Dataset setting of the space (default: the LUT's).")] = None,
+    progress: Annotated[bool, typer.Option(help="Show a progress bar.")] = True,
+) -> None:
+    """Measure a few networks on this machine and refit a LUT measured elsewhere to them, keeping its old figures."""
+    from nas._io import write_atomic
+    from nas.cost.calibrate import calibrate_here
+    from nas.cost.lut import LUT
+    from nas.cost.measure import backends
+    from nas.cost.validate import _with_other_spaces, validate_lut, validation_path
+    from nas.spaces import get_space
+
+    try:
+        lut = LUT.load(lut_path)
+        name = backend or lut.meta.get("backend")
+        if name is None:
+            raise ValueError(f"LUT {lut_path} does not record its backend; only a LUT built with `nas lut build` can be calibrated")
+        backends.get(name)
+        if validate < 0 or (validate == 1):
+            raise ValueError(f"--validate must be 0 or at least 2 networks, got {validate}")
+        the_space = get_space(space)
+        with _measure_progress(progress, f"lut calibrate {the_space.name}/{name}") as update:
+            result = calibrate_here(lut, the_space, name, n_archs=archs, model=model, seed=seed, processes=processes, threads=threads, dataset=dataset, progress=update)
+        checked = None
+        if validate:
+            with _measure_progress(progress, f"lut validate {the_space.name}/{name}") as update:
+                checked = validate_lut(result, the_space, name, n_archs=validate, seed=seed + 1, processes=processes, threads=threads, dataset=dataset, progress=update, save=False)
+        target = out or lut_path
+        result.save(target)  # only now, after every measurement succeeded: nothing half-written
+        if checked is not None:
+            write_atomic(validation_path(target), _with_other_spaces(validation_path(target), checked.table, result, the_space).to_csv(index=False))
+    except _measure_errors() as exc:
+        raise _fail(str(exc).splitlines()[0]) from None
+    cal = result.meta["calibration"][the_space.name]
+    before, after = cal["before"], cal["after_in_sample"]
+    console.print(
+        f"{target}: calibrated ({model}) on {cal['n_archs']} {the_space.name} networks measured here ({name}): "
+        f"bias {before['bias']:.3f} -> {after['bias']:.3f}, within +-10 % {before['within_10pct']:.0f} % -> {after['within_10pct']:.0f} % (in sample); "
+        f"old figures kept under history in the sidecar",
+        highlight=False,
+        soft_wrap=True,
+    )
+    if checked is not None:
+        f = checked.figures
+        console.print(
+            f"held out on {f['n_archs']} fresh networks: MAPE {f['mape_pct']:.2f} %, within +-10 %: {f['within_10pct']:.1f} %, "
+            f"Spearman {f['spearman']:.4f}, bias {f['bias']:.3f}; per-network table: {validation_path(target)}",
+            highlight=False,
+            soft_wrap=True,
+        )
+    else:
+        console.print(f"validate it on fresh networks: nas lut validate {target} --space {space}", highlight=False, soft_wrap=True)
 
 
 def main() -> None:

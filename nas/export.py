@@ -291,6 +291,7 @@ def export_module(
             raise ExportError(f"the exported {fmt} network differs from PyTorch by {diff:.3g} (tolerance {TOLERANCE * scale:.3g}); nothing written")
         settings = timing_settings(None, threads)
         settings.pop("statistic")
+        settings.pop("across")  # one process here: nothing to combine
         clock = CLOCKS[settings.pop("clock")]
         timing = time_runner(runner, clock=clock, **settings)
         make_readable(tmp)

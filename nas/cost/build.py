@@ -8,7 +8,7 @@ correction below). So each process also times the cheapest real operator (`null`
 the fixed cost) and a chain of them (the per-operator overhead), and a LUT row holds
 `operator - null + per_op`, with an `intercept` row of `null - per_op`. Operators that compilers fold
 into their producer (BatchNorm after a conv) are timed as the marginal cost of appending them to it.
-Every figure is the median over several fresh processes of a per-process figure (the minimum of many
+Every operator figure is the median over several fresh processes of a per-process figure (the minimum of many
 short batched samples by default, see `DEFAULT_TIMING`; `run_fresh` says why fresh processes).
 
 An optional calibration (`calibrate=N`) measures N random whole networks and fits what the sum still
@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import datetime as dt
 import os
-import platform
 import statistics
 import time
 from collections.abc import Callable, Mapping, Sequence
@@ -31,6 +30,7 @@ import numpy as np
 import pandas as pd
 
 from nas.cost.lut import INTERCEPT, LUT
+from nas.cost.machine import cpu_info, fingerprint
 from nas.cost.measure import backends
 from nas.cost.measure._fresh import run_fresh
 from nas.cost.measure._jobs import CHAIN, CLOCKS, STATISTICS, time_archs, time_signatures
@@ -48,7 +48,16 @@ SAMPLED_ARCHS = 20_000
 #: time (cache pollution remains), and 82-85 us as the minimum of 50 CPU-time samples of 2 ms, its
 #: quiet-machine time, in each of 4-5 processes. A whole NB201 network (torch) read 15-20 ms wall-clock
 #: against 7.0-7.5 ms CPU time. On a quiet machine median and minimum differ by 1-2 %.
-DEFAULT_TIMING: dict[str, Any] = {"warmup": 10, "repeats": 50, "target_s": 0.002, "statistic": "min", "clock": "auto"}
+#: Why 200 samples of ~0.5 ms and `across` = "min" (how a whole network's per-process figures combine):
+#: other jobs on the two cores inflate CPU time too (caches, memory bandwidth), and a short sample more
+#: often runs between two of their slices. At load 8-9, 12 NB201 networks through ONNX Runtime, 3 fresh
+#: processes each: with 50 samples of 2 ms the processes differed by a median 13 % (max 59 %) and their
+#: median missed this machine's LUT by more than 10 % for 5 of 12 networks (their minimum for none);
+#: with 200 samples of 0.5 ms they differed by 2.7 % (max 30 %), and median and minimum missed none.
+#: Operator rows stay the median of processes: each is a difference of two per-process figures.
+DEFAULT_TIMING: dict[str, Any] = {"warmup": 10, "repeats": 200, "target_s": 0.0005, "statistic": "min", "clock": "auto", "across": "min"}
+#: How per-process figures of a whole network combine (older sidecars without `across` mean "median").
+ACROSS = ("median", "min")
 
 
 def distinct_signatures(
@@ -81,26 +90,6 @@ def _coverage_text(space: SearchSpace, archs: Sequence[Arch] | None) -> str:
 
 
 # --- the machine ------------------------------------------------------------------------------------
-def cpu_info() -> dict[str, Any]:
-    """CPU model and identity from /proc/cpuinfo (Linux), else what `platform` knows."""
-    info: dict[str, Any] = {"machine": platform.machine(), "logical_cpus": os.cpu_count()}
-    try:
-        text = Path("/proc/cpuinfo").read_text(encoding="utf-8", errors="replace")
-    except OSError:
-        info["model_name"] = platform.processor() or "unknown"
-        return info
-    fields = {"model name": "model_name", "vendor_id": "vendor_id", "cpu family": "cpu_family", "model": "model"}
-    for line in text.splitlines():
-        key, _, value = line.partition(":")
-        name = fields.get(key.strip())
-        if name and name not in info:
-            info[name] = value.strip()
-        if key.strip() == "flags" and "simd" not in info:
-            flags = set(value.split())
-            info["simd"] = sorted(f for f in flags if f in {"avx2", "avx512f", "avx512_vnni", "avx512_bf16", "amx_tile", "avx_vnni"})
-    return info
-
-
 def load_average() -> list[float] | None:
     """1, 5 and 15-minute load averages (None where the OS does not say)."""
     try:
@@ -112,9 +101,11 @@ def load_average() -> list[float] | None:
 def timing_settings(timing: Mapping[str, Any] | None, threads: int = 1) -> dict[str, Any]:
     """`DEFAULT_TIMING` updated by `timing`, checked, with the clock resolved for `threads`."""
     settings = {**DEFAULT_TIMING, **(timing or {})}
-    unknown = sorted(set(settings) - {"warmup", "repeats", "target_s", "number", "statistic", "clock"})
+    unknown = sorted(set(settings) - {"warmup", "repeats", "target_s", "number", "statistic", "clock", "across"})
     if unknown:
-        raise ValueError(f"unknown timing setting(s) {unknown}; expected warmup, repeats, target_s, number, statistic, clock")
+        raise ValueError(f"unknown timing setting(s) {unknown}; expected warmup, repeats, target_s, number, statistic, clock, across")
+    if settings["across"] not in ACROSS:
+        raise ValueError(f"unknown timing setting across={settings['across']!r}; expected one of {list(ACROSS)}")
     if settings["statistic"] not in STATISTICS:
         raise ValueError(f"unknown timing statistic {settings['statistic']!r}; expected one of {list(STATISTICS)}")
     if settings["clock"] == "auto":
@@ -160,7 +151,8 @@ def measure_archs(
     progress: Progress | None = None,
     **layer_kwargs: Any,
 ) -> tuple[np.ndarray, np.ndarray]:
-    """End-to-end latency (ms) of each arch: median over `processes` fresh processes of per-process figures.
+    """End-to-end latency (ms) of each arch: the timing's `across` ("min" or "median") over `processes`
+    fresh processes of per-process figures.
 
     Returns `(median, per_process)` with shapes `n_archs` and `processes x n_archs`.
     """
@@ -173,7 +165,8 @@ def measure_archs(
         for p in range(processes)
     ]
     per_process = np.array(rows, dtype=float).reshape(processes, len(strings))
-    return np.median(per_process, axis=0), per_process
+    combined = per_process.min(axis=0) if settings["across"] == "min" else np.median(per_process, axis=0)
+    return combined, per_process
 
 
 # --- the LUT ----------------------------------------------------------------------------------------
@@ -283,6 +276,7 @@ def build_lut(
         "threads": threads,
         "processes": processes,
         "cpu": cpu,
+        "machine": fingerprint(backend, threads, cpu=cpu),
         "method": (
             "per-operator LUT: each row = operator - null + per_op (fixed call cost removed, per-operator overhead added), "
             "folded operators (bn after conv) as their marginal cost after a 1x1 conv; intercept = null - per_op; "

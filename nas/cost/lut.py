@@ -199,6 +199,9 @@ class LUTProvider(MetricProvider):
 
     def __init__(self, metric: str, lut: LUT, space: SearchSpace, *, layer_kwargs: Mapping[str, Any] | None = None) -> None:
         lut.check_space(space)
+        from nas.cost.machine import warn_if_other_machine
+
+        warn_if_other_machine(lut.meta, lut.name)  # a LUT measured on another machine prices that machine
         self.metric = metric
         self.lut = lut
         self.space = space

@@ -86,16 +86,28 @@ def _layer_kwargs(lut: LUT, space: SearchSpace, dataset: str | None) -> dict[str
 def _timing(lut: LUT, space: SearchSpace, timing: Mapping[str, Any] | None, threads: int) -> dict[str, Any]:
     """The LUT's own build timing (so networks are timed like its operators), then `timing`'s overrides."""
     stored = lut.meta.get("build", {}).get(space.name, {}).get("timing")
-    return timing_settings({**(stored if isinstance(stored, Mapping) else {}), **(timing or {})}, threads)
+    stored = {"across": "median", **stored} if isinstance(stored, Mapping) else {}  # built before `across`: the median
+    return timing_settings({**stored, **(timing or {})}, threads)
 
 
-def _check_backend(lut: LUT, backend: str, threads: int) -> None:
+def _check_backend(lut: LUT, backend: str, threads: int, verb: str = "validate") -> None:
     built = lut.meta.get("backend")
     if built is not None and built != backend:
-        raise LUTError(f"LUT {lut.name} was measured with backend {built!r}; validate it with --backend {built}, not {backend!r}")
+        raise LUTError(f"LUT {lut.name} was measured with backend {built!r}; {verb} it with --backend {built}, not {backend!r}")
     built_threads = lut.meta.get("threads")
     if built_threads is not None and int(built_threads) != threads:
-        raise LUTError(f"LUT {lut.name} was measured with {built_threads} thread(s); validate it with --threads {built_threads}, not {threads}")
+        raise LUTError(f"LUT {lut.name} was measured with {built_threads} thread(s); {verb} it with --threads {built_threads}, not {threads}")
+
+
+def used_archs(lut: LUT, space: str) -> list[str]:
+    """Every arch string the LUT was fitted on: its calibration's and those of earlier calibrations (`history`).
+
+    Why: validation must be held out; a network a past calibration (even on another machine) fitted
+    the costs to is not a fresh test of them.
+    """
+    entries = [lut.meta.get("calibration", {}).get(space, {})]
+    entries += [h.get("calibration") or {} for h in lut.meta.get("history", []) if isinstance(h, Mapping) and h.get("space") == space]
+    return list(dict.fromkeys(a for e in entries if isinstance(e, Mapping) for a in e.get("archs", ())))
 
 
 @dataclass
@@ -134,8 +146,7 @@ def validate_lut(
     lut.check_space(space)
     _check_backend(lut, backend, threads)
     layer_kwargs = _layer_kwargs(lut, space, dataset)
-    calibration = lut.meta.get("calibration", {}).get(space.name, {})
-    archs = random_archs(space, n_archs, seed, exclude=calibration.get("archs", ()))
+    archs = random_archs(space, n_archs, seed, exclude=used_archs(lut, space.name))
     predicted = lut.predict(space, archs, **layer_kwargs)  # a missing signature fails here, before measuring
     settings = _timing(lut, space, timing, threads)
     load_before = load_average()

@@ -39,7 +39,7 @@ CLOCKS = {"thread": time.thread_time, "wall": time.perf_counter}
 
 
 def _timing(backend: Any, module: nn.Module, inputs: tuple[Any, ...], threads: int, timing: dict[str, Any]) -> Timing:
-    settings = {k: v for k, v in timing.items() if k != "statistic"}
+    settings = {k: v for k, v in timing.items() if k not in ("statistic", "across")}
     clock = CLOCKS[settings.pop("clock", "wall")]
     return time_runner(backend.compile(module, inputs, threads=threads), clock=clock, **settings)
 
