@@ -99,6 +99,9 @@ def search(
     pruner: Annotated[Optional[str], typer.Option(help="Stop weak trainings early: none (default), median, hyperband (Optuna's, on accuracy curves), pareto-halving (multi-objective).")] = None,
     pruner_option: Annotated[Optional[list[str]], typer.Option("--pruner-option", help="Pruner option KEY=VALUE, e.g. reduction_factor=3, min_resource=1.")] = None,
     keep_weights: Annotated[Optional[str], typer.Option(help="Weights of trained trials to keep in RUN/weights: all (default) or K (the best K, front first).")] = None,
+    measure: Annotated[Optional[list[str]], typer.Option("--measure", help="Measure a device with no table or LUT in the loop: 'latency@mydev=SOURCE', SOURCE = backend:onnxruntime|torch|tvm, cmd:TEMPLATE ({onnx} = the exported file; prints ms) or csv:PATH:COLUMN.")] = None,
+    measure_budget: Annotated[Optional[int], typer.Option(help="Most measurements --measure may spend (default: 30 % of --budget); the rest of the trials carry the device model's estimate.")] = None,
+    measure_option: Annotated[Optional[list[str]], typer.Option("--measure-option", help="KEY=VALUE: initial=5 (measurements before estimates are trusted), timeout_s=600 (cmd), processes=3 (backend), reference_devices=all|a,b.")] = None,
     seed: Annotated[Optional[int], typer.Option(help="Seed of the strategy.")] = None,
     out: Annotated[Path, typer.Option(help="Run directory; an existing one with the same config is resumed.")] = Path("runs/latest"),
     data_dir: Annotated[Optional[Path], typer.Option(help="Folder of benchmark tables (default: $NAS_DATA_DIR or ../shared/data).")] = None,
@@ -144,9 +147,16 @@ def search(
             data["pruner_options"] = {**data.get("pruner_options", {}), **_parse_options(pruner_option, "--pruner-option", "reduction_factor=3")}
         if keep_weights is not None:
             data["keep_weights"] = keep_weights if keep_weights == "all" else _count_option(keep_weights, "--keep-weights")
+        if measure:
+            data["measure"] = {**data.get("measure", {}), **_parse_measure(measure)}
+        if measure_budget is not None:
+            data["measure_budget"] = measure_budget
+        if measure_option:
+            data["measure_options"] = {**data.get("measure_options", {}), **_parse_options(measure_option, "--measure-option", "initial=5")}
         with _warnings_as_lines():
             run = Run.open(out, RunConfig.from_mapping(data), on_status=_status_line if progress else None)
         _search_with_progress(run, progress)
+        _save_measured_devices(run)
     except _user_errors() as exc:
         raise _fail(str(exc)) from None
     front = run.pareto()
@@ -159,6 +169,35 @@ def search(
     _print_training_notes(run)
     if front.empty:
         raise _fail(_why_empty(run))
+
+
+def _parse_measure(items: list[str]) -> dict[str, str]:
+    """`--measure METRIC=SOURCE` items as a mapping (one line naming the item that does not split)."""
+    out: dict[str, str] = {}
+    for item in items:
+        metric, sep, source = item.partition("=")
+        if not sep or not metric.strip() or not source.strip():
+            raise ValueError(f"--measure {item!r} must be METRIC=SOURCE, e.g. latency@mydev=backend:onnxruntime")
+        out[metric.strip()] = source.strip()
+    return out
+
+
+def _save_measured_devices(run: Any) -> None:
+    """After a search: each device measured in the loop is saved as a LUT in the run directory."""
+    from nas.cost.in_loop import MeasuredLatency, save_device_luts
+    from nas.cost.lut import LUT
+    from nas.run.store import LABELS_LOCK
+
+    measured = {m: p for m, p in run.providers.items() if isinstance(p, MeasuredLatency)}
+    if not measured:
+        return
+    for metric, path in save_device_luts(run.directory, measured, run.study, run.directory / LABELS_LOCK).items():
+        v = LUT.load(path).meta["validation"][run.space.name]
+        console.print(
+            f"{metric}: {v['k']} measurements (RUN/measurements.csv); the device's model saved as {path} (leave-one-out error over them: median {v['mdape']:.1%}, "
+            f"mean {v['mape']:.1%}, Spearman {v['spearman']:.3f}); copy it and its .json into $NAS_LUTS_DIR to search with {metric} later",
+            highlight=False, soft_wrap=True,
+        )
 
 
 def _status_line(line: str) -> None:
@@ -377,6 +416,7 @@ def worker(
     try:
         run = Run.open(run_dir, config_from_storage(storage, run_dir) if storage else None)
         _search_with_progress(run, progress)
+        _save_measured_devices(run)
     except _user_errors() as exc:
         raise _fail(str(exc)) from None
 
