@@ -147,23 +147,37 @@ def validate_lut(
     _check_backend(lut, backend, threads)
     layer_kwargs = _layer_kwargs(lut, space, dataset)
     archs = random_archs(space, n_archs, seed, exclude=used_archs(lut, space.name))
-    predicted = lut.predict(space, archs, **layer_kwargs)  # a missing signature fails here, before measuring
+    lut.predict(space, archs, **layer_kwargs)  # a missing signature fails here, before measuring
     settings = _timing(lut, space, timing, threads)
     load_before = load_average()
-    measured, per_process = measure_archs(
+    _, per_process = measure_archs(
         space, archs, backend, processes=processes, threads=threads, timing=settings, seed=seed, progress=progress, **layer_kwargs
     )
+    conditions = {"seed": seed, "processes": processes, "threads": threads, "backend": backend, "load_before": load_before, "load_after": load_average(), "timing": settings}
+    return record_validation(lut, space, archs, per_process, conditions, save=save, **layer_kwargs)
+
+
+def record_validation(
+    lut: LUT, space: SearchSpace, archs: Sequence[Arch], per_process: np.ndarray, conditions: Mapping[str, Any], *, save: bool = True, **layer_kwargs: Any
+) -> Validation:
+    """Figures of `lut` against networks measured here (`per_process`: `processes x n_archs` ms, combined by the
+    timing's `across`), stored under `validation[space]` with `conditions` (seed, backend, load, timing ...).
+
+    Why separate from measuring: networks measured once (a benchmark's fresh set) can validate several
+    LUTs, so long as none of them was fitted on those networks (checked here).
+    """
+    fitted = set(used_archs(lut, space.name)) & {space.to_string(a) for a in archs}
+    if fitted:
+        raise LUTError(f"LUT {lut.name} was fitted on {len(fitted)} of these networks (e.g. {sorted(fitted)[0]}); validate on fresh ones")
+    per_process = np.asarray(per_process, dtype=float).reshape(-1, len(archs))
+    across = dict(conditions.get("timing") or {}).get("across", "median")
+    measured = per_process.min(axis=0) if across == "min" else np.median(per_process, axis=0)
+    predicted = lut.predict(space, archs, **layer_kwargs)
     figures: dict[str, Any] = {
         **accuracy_figures(predicted, measured),
-        "seed": seed,
-        "processes": processes,
-        "threads": threads,
-        "backend": backend,
+        **conditions,
         "date": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
-        "load_before": load_before,
-        "load_after": load_average(),
         "process_spread_pct": _process_spread(per_process),
-        "timing": settings,
     }
     table = pd.DataFrame(
         {

@@ -144,3 +144,19 @@ def test_calibration_measures_its_own_archs_and_validation_never_draws_them(tiny
     assert cal["before"]["n_archs"] == 4 and np.isfinite(cal["after_in_sample"]["mape_pct"])
     drawn = random_archs(tiny_space, 50, seed=0, exclude=cal["archs"])
     assert not {tiny_space.to_string(a) for a in drawn} & set(cal["archs"])
+
+
+def test_networks_measured_once_validate_a_lut_unless_it_was_fitted_on_them(tiny_space, tiny_torch_lut):
+    from nas.cost.validate import record_validation
+
+    archs = random_archs(tiny_space, 4, seed=2)
+    truth = tiny_torch_lut.predict(tiny_space, archs, dataset="cifar10")
+    per_process = np.vstack([truth * 1.2, truth, truth * 1.5])  # one quiet process: the minimum is the truth
+    lut = LUT(tiny_torch_lut.table.copy(), dict(tiny_torch_lut.meta))
+    result = record_validation(lut, tiny_space, archs, per_process, {"timing": {"across": "min"}, "seed": 2}, save=False, dataset="cifar10")
+    assert result.figures["within_10pct"] == 100.0 and result.figures["bias"] == pytest.approx(1.0) and result.figures["seed"] == 2
+    median = record_validation(lut, tiny_space, archs, per_process, {"timing": {"across": "median"}}, save=False, dataset="cifar10")
+    assert median.figures["bias"] == pytest.approx(1 / 1.2)
+    lut.meta["calibration"] = {"tiny201": {"archs": [tiny_space.to_string(archs[1])]}}
+    with pytest.raises(LUTError, match="was fitted on 1 of these networks"):
+        record_validation(lut, tiny_space, archs, per_process, {}, save=False, dataset="cifar10")
