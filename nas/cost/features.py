@@ -20,8 +20,9 @@ Term kinds (registered in `term_kinds`, listed by `term_kinds.names()`):
 
 from __future__ import annotations
 
+import weakref
 from collections import OrderedDict
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -29,7 +30,7 @@ import numpy as np
 import scipy.sparse as sp
 
 from nas.registry import Registry, UnknownNameError
-from nas.spaces.base import Arch, LayerSignature, SearchSpace
+from nas.spaces.base import Arch, LayerPart, LayerSignature, SearchSpace
 
 TERM_PREFIX = "term:"
 
@@ -43,26 +44,35 @@ def is_term(key: str) -> bool:
 
 
 # --- operator signatures ---------------------------------------------------------------------------
-#: Batches at least this large (a whole space being priced) keep their counts for the next LUT.
+#: Batches at least this large (a whole space being priced) keep their counts for the next LUT (spaces
+#: without `layer_parts`, whose counts are listed arch by arch).
 CACHE_MIN_ARCHS = 2048
 _COUNTS_CACHE: OrderedDict[tuple[Any, ...], tuple[sp.csr_matrix, list[LayerSignature]]] = OrderedDict()
 _CACHE_SIZE = 4
+#: Per space object, per layer options: the counts of every part choice seen so far (`_PartTable`).
+_PART_TABLES: weakref.WeakKeyDictionary[SearchSpace, dict[tuple[Any, ...], _PartTable | None]] = weakref.WeakKeyDictionary()
 
 
 def signature_counts(space: SearchSpace, archs: Sequence[Arch], **layer_kwargs: Any) -> tuple[sp.csr_matrix, list[LayerSignature]]:
     """How often each operator signature occurs in each network.
 
-    Why a cache: listing the layers of every network is the slow part of pricing a whole space (28 s
-    for NB201's 15,625 cells here), and it is the same for every device whose LUT prices the same layer
-    options. Large batches are kept (the last few), keyed by the space's identity, the layer options,
-    the archs, and the layers of the first and last arch (so a redefined space of the same name misses).
+    Why two ways: listing the layers of every network arch by arch is slow (about 15 s for NB201's
+    15,625 cells here). Spaces that split their layers into parts (`SearchSpace.layer_parts`) are counted
+    from the counts of each part choice, computed once per space and layer options and kept: a batch is
+    then one sparse product. Other spaces are listed arch by arch. Either way large batches (the last
+    few; a whole space priced for several LUTs) are kept, keyed by the space's identity, the layer
+    options, the archs, and the layers of the first and last arch (so a redefined space of the same name
+    misses).
 
     Returns:
-        `counts` (`n_archs x n_signatures`, sparse; shared, do not modify) and the signatures of its
-        columns, in order of first appearance (their `key()` is the LUT row key).
+        `counts` (`n_archs x n_signatures`, sparse, canonical; shared, do not modify) and the signatures
+        of its columns (their `key()` is the LUT row key), every one occurring in some arch, ordered by
+        the first arch each occurs in. Within one arch the order is its layers' listed arch by arch, and
+        the part table's (when first met) from parts: the same counts, columns in another order, so sums
+        of per-signature costs agree to rounding (a few ulps) and integer counts (params, MACs) exactly.
     """
     if len(archs) < CACHE_MIN_ARCHS:
-        return _count(space, archs, layer_kwargs)
+        return _count_fast(space, archs, layer_kwargs)
     key = (
         type(space).__qualname__,
         space.name,
@@ -74,11 +84,22 @@ def signature_counts(space: SearchSpace, archs: Sequence[Arch], **layer_kwargs: 
     if key in _COUNTS_CACHE:
         _COUNTS_CACHE.move_to_end(key)
         return _COUNTS_CACHE[key]
-    result = _count(space, archs, layer_kwargs)
+    result = _count_fast(space, archs, layer_kwargs)
     _COUNTS_CACHE[key] = result
     while len(_COUNTS_CACHE) > _CACHE_SIZE:
         _COUNTS_CACHE.popitem(last=False)
     return result
+
+
+def signature_counts_by_layers(space: SearchSpace, archs: Sequence[Arch], **layer_kwargs: Any) -> tuple[sp.csr_matrix, list[LayerSignature]]:
+    """`signature_counts` listed arch by arch from `space.layers(arch)`, never from parts nor a cache:
+    the reference the fast path is tested and benchmarked against."""
+    return _count(space, archs, layer_kwargs)
+
+
+def _count_fast(space: SearchSpace, archs: Sequence[Arch], layer_kwargs: dict[str, Any]) -> tuple[sp.csr_matrix, list[LayerSignature]]:
+    table = _part_table(space, layer_kwargs)
+    return table.signature_counts(archs) if table is not None else _count(space, archs, layer_kwargs)
 
 
 def _count(space: SearchSpace, archs: Sequence[Arch], layer_kwargs: dict[str, Any]) -> tuple[sp.csr_matrix, list[LayerSignature]]:
@@ -98,6 +119,108 @@ def _count(space: SearchSpace, archs: Sequence[Arch], layer_kwargs: dict[str, An
     counts = sp.csr_matrix((data, (rows, cols)), shape=(len(archs), len(keys)))
     counts.sum_duplicates()
     return counts, keys
+
+
+def _part_table(space: SearchSpace, layer_kwargs: dict[str, Any]) -> _PartTable | None:
+    """The kept `_PartTable` of `space` under `layer_kwargs` (None: the space has no parts for them)."""
+    key = tuple(sorted(layer_kwargs.items()))
+    try:
+        hash(key)
+    except TypeError:  # an unhashable option: count without keeping anything
+        parts = space.layer_parts(**layer_kwargs)
+        return _PartTable(space, parts) if parts is not None else None
+    tables = _PART_TABLES.setdefault(space, {})
+    if key not in tables:
+        parts = space.layer_parts(**layer_kwargs)
+        tables[key] = _PartTable(space, parts) if parts is not None else None
+    return tables[key]
+
+
+class _PartTable:
+    """The operator counts of every choice of every part of one space under one set of layer options.
+
+    A part's choices are numbered by their mixed-radix index over its decisions; a choice's counts are
+    computed the first time a batch holds it (so a sampled batch of a huge space computes only the
+    choices it holds) and kept as one row of `_rows`. A batch's counts are then `D @ rows`, where `D`
+    (`n_archs x n_rows`) holds a 1 at each arch's row of each part.
+    """
+
+    def __init__(self, space: SearchSpace, parts: Sequence[LayerPart]) -> None:
+        names = {d.name: j for j, d in enumerate(space.decisions)}
+        self.space = space
+        self.parts = tuple(parts)
+        self.positions = [np.array([names[n] for n in p.decisions], dtype=np.int64) for p in self.parts]
+        self.radices = [tuple(len(space.decisions[j].choices) for j in pos) for pos in self.positions]
+        if any(int(np.prod(r, dtype=object)) >= 2**62 for r in self.radices):
+            raise ValueError(f"space {space.name!r}: a layer part depends on too many choices to number them")
+        self.column: dict[LayerSignature, int] = {}
+        self.signatures: list[LayerSignature] = []
+        self.row_of: list[dict[int, int]] = [{} for _ in self.parts]
+        self._cols: list[np.ndarray] = []
+        self._vals: list[np.ndarray] = []
+        self._matrix: sp.csr_matrix | None = None
+        # a part may return one mapping for many choices (NB201: one per multiset of cell steps); each
+        # is converted to columns once, and kept with its arrays so its id is never reused meanwhile
+        self._converted: dict[int, tuple[Mapping[LayerSignature, int], np.ndarray, np.ndarray]] = {}
+
+    def _row(self, part: int, combo: int) -> int:
+        row = self.row_of[part].get(combo)
+        if row is not None:
+            return row
+        index = np.unravel_index(combo, self.radices[part]) if self.radices[part] else ()
+        choices = tuple(self.space.decisions[j].choices[int(i)] for j, i in zip(self.positions[part], index))
+        counts = self.parts[part].counts(choices)
+        converted = self._converted.get(id(counts))
+        if converted is None or converted[0] is not counts:
+            cols, vals = [], []
+            for sig, n in counts.items():
+                if n:
+                    j = self.column.get(sig)
+                    if j is None:
+                        j = self.column[sig] = len(self.signatures)
+                        self.signatures.append(sig)
+                    cols.append(j)
+                    vals.append(n)
+            converted = self._converted[id(counts)] = (counts, np.array(cols, dtype=np.int64), np.array(vals, dtype=np.float64))
+        self._cols.append(converted[1])
+        self._vals.append(converted[2])
+        self._matrix = None
+        row = self.row_of[part][combo] = len(self._cols) - 1
+        return row
+
+    def _rows(self) -> sp.csr_matrix:
+        if self._matrix is None or self._matrix.shape != (len(self._cols), len(self.signatures)):
+            indptr = np.concatenate([[0], np.cumsum([len(c) for c in self._cols])])
+            self._matrix = sp.csr_matrix(
+                (np.concatenate(self._vals), np.concatenate(self._cols), indptr), shape=(len(self._cols), len(self.signatures))
+            )
+        return self._matrix
+
+    def counts(self, indices: np.ndarray) -> sp.csr_matrix:
+        """`n_archs x len(signatures)` counts of the archs whose choice indices are `indices`
+        (`n_archs x n_decisions`, as `SearchSpace.index_matrix`)."""
+        n, k = len(indices), len(self.parts)
+        rows = np.empty((n, k), dtype=np.int64)
+        for p, (pos, radix) in enumerate(zip(self.positions, self.radices)):
+            combos = np.ravel_multi_index(tuple(indices[:, pos].T), radix) if len(pos) else np.zeros(n, dtype=np.int64)
+            unique, inverse = np.unique(combos, return_inverse=True)
+            rows[:, p] = np.array([self._row(p, int(c)) for c in unique], dtype=np.int64)[inverse.reshape(-1)]
+        table = self._rows()
+        design = sp.csr_matrix((np.ones(n * k), rows.reshape(-1), np.arange(0, n * k + 1, k)), shape=(n, table.shape[0]))
+        return (design @ table).tocsr()
+
+    def signature_counts(self, archs: Sequence[Arch]) -> tuple[sp.csr_matrix, list[LayerSignature]]:
+        """`signature_counts(space, archs)` from the parts: the counts of only the signatures the archs
+        run, columns ordered by the first arch each occurs in (then by when the table first met them)."""
+        counts = self.counts(self.space.index_matrix(archs)).tocsc()
+        counts.sort_indices()
+        used = np.flatnonzero(np.diff(counts.indptr))
+        first_row = counts.indices[counts.indptr[used]]
+        columns = used[np.lexsort((used, first_row))]
+        counts = counts[:, columns].tocsr()
+        counts.sum_duplicates()
+        counts.sort_indices()
+        return counts, [self.signatures[j] for j in columns]
 
 
 # --- topology terms ----------------------------------------------------------------------------------

@@ -8,7 +8,7 @@ space implements so strategies can sample/mutate and cost models can read `layer
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -107,6 +107,22 @@ class LayerSignature:
     #: Spacing of a conv's kernel taps (padding `dilation * (kernel // 2)`); 1 for every other operator.
     dilation: int = 1
 
+    def __post_init__(self) -> None:
+        # kept: counting a whole space hashes millions of signatures (dict keys), and a frozen
+        # dataclass would rebuild the tuple of its nine fields every time
+        object.__setattr__(self, "_hash", hash(self._fields()))
+
+    def _fields(self) -> tuple[Any, ...]:
+        return (self.op, self.in_shape, self.out_channels, self.kernel, self.stride, self.groups, self.bits, self.bias, self.dilation)
+
+    def __hash__(self) -> int:
+        return self._hash  # type: ignore[no-any-return, attr-defined]
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        """Pickles by fields, so the kept hash is computed anew in the process that unpickles it (string
+        hashes differ between processes)."""
+        return (LayerSignature, self._fields())
+
     def key(self) -> str:
         """Stable text form used as a LUT row key (`:d=N` only for a dilated conv, so existing keys stand)."""
         shape = "x".join(str(s) for s in self.in_shape)
@@ -114,6 +130,23 @@ class LayerSignature:
             f"{self.op}:in={shape}:out={self.out_channels}:k={self.kernel}:s={self.stride}"
             f":g={self.groups}:b={self.bits}:bias={int(self.bias)}"
         ) + (f":d={self.dilation}" if self.dilation != 1 else "")
+
+
+@dataclass(frozen=True)
+class LayerPart:
+    """Operators of a network that depend on a few decisions only (none: operators every network runs).
+
+    Why: most operators of a network are decided by one or a few decisions (a layer's block, an edge's
+    op, a block's kernel at the arch's resolution). Listing them once per combination of those choices,
+    instead of once per architecture, lets cost models count the operators of a whole space or of a
+    large batch with array operations (`SearchSpace.layer_parts`).
+
+    `counts(choices)` takes one choice of each of `decisions`, in that order, and says how many times
+    each operator signature runs for them.
+    """
+
+    decisions: tuple[str, ...]
+    counts: Callable[[tuple[Choice, ...]], Mapping[LayerSignature, int]]
 
 
 @dataclass(frozen=True)
@@ -341,6 +374,16 @@ class SearchSpace(ABC):
     @abstractmethod
     def layers(self, arch: Arch, **kwargs: Any) -> list[LayerSignature]:
         """Concrete operator signatures of the built network, in execution order."""
+
+    def layer_parts(self, **kwargs: Any) -> tuple[LayerPart, ...] | None:
+        """`layers(arch, **kwargs)` as a sum of parts: for every arch, the operators it runs, counted, are
+        the sum over parts `p` of `p.counts(tuple(arch[d] for d in p.decisions))`.
+
+        None (the default) where no such split is known, e.g. where whether an operator runs depends on
+        many decisions at once: cost models then list `layers(arch)` architecture by architecture. A
+        space that overrides this must keep the identity exactly; the space contract tests check it.
+        """
+        return None
 
     def graph(self, arch: Arch) -> networkx.DiGraph:
         """The network as a DAG of operators (node attribute `op`; one `input` source, one `output` sink),

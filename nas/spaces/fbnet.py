@@ -17,11 +17,12 @@ torch; `fbnet_network` builds the module from the same description.
 
 from __future__ import annotations
 
+from collections import Counter
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from nas.spaces.base import Arch, Decision, InputSpec, InvalidArchError, LayerSignature, SearchSpace
+from nas.spaces.base import Arch, Choice, Decision, InputSpec, InvalidArchError, LayerPart, LayerSignature, SearchSpace
 
 INVERTED_RESIDUAL = "inverted_residual"
 SKIP = "skip"
@@ -326,10 +327,44 @@ class FBNetSpace(SearchSpace):
         for op, slot in zip(self.layer_ops(self.validate(arch)), self.slots):
             block, size = _block_layers(op, slot, size)
             layers += block
+        return layers + self._head_layers(size, classes)
+
+    def _head_layers(self, size: int, classes: int) -> list[LayerSignature]:
+        m = self.macro
         head, size = _conv_bn_relu(m.stages[-1].channels, m.head_channels, size, 1, 1)
-        return [
-            *layers,
-            *head,
-            _same("global_avgpool", m.head_channels, size),
-            LayerSignature("linear", (1, m.head_channels), out_channels=classes, bias=True),
-        ]
+        return [*head, _same("global_avgpool", m.head_channels, size), LayerSignature("linear", (1, m.head_channels), out_channels=classes, bias=True)]
+
+    def layer_parts(
+        self,
+        *,
+        input_spec: InputSpec | None = None,
+        dataset: str | None = None,
+        num_classes: int | None = None,
+        input_size: int | None = None,
+        live_only: bool = False,
+        fold_constants: bool = False,
+        merge_identical: bool = False,
+    ) -> tuple[LayerPart, ...] | None:
+        """`layers(arch, ...)` (same options) as parts: stem and head, and one part per searchable layer.
+
+        Why per layer: a layer's operators depend on its own op and its input size only, and that size
+        is the same whatever earlier layers chose (odd kernels, padding `kernel // 2`). A variant where
+        it is not gets None (counted arch by arch).
+        """
+        spec = self._resolve_input(input_spec, dataset, num_classes)
+        size = int(input_size if input_size is not None else spec.height)
+        if size < 1:
+            raise ValueError(f"need input_size >= 1; got {size}")
+        m = self.macro
+        stem, size = _conv_bn_relu(spec.channels, m.stem_channels, size, m.stem_kernel, m.stem_stride)
+        tables: list[dict[Choice, Counter[LayerSignature]]] = []
+        for slot in self.slots:
+            blocks = {op.name: _block_layers(op, slot, size) for op in self.ops}
+            sizes = {out for _, out in blocks.values()}
+            if len(sizes) != 1:
+                return None
+            tables.append({name: Counter(layers) for name, (layers, _) in blocks.items()})
+            size = sizes.pop()
+        fixed = Counter(stem + self._head_layers(size, spec.classes))
+        layer_parts = [LayerPart((d.name,), lambda choices, table=table: table[choices[0]]) for d, table in zip(self._decisions, tables)]
+        return (LayerPart((), lambda choices: fixed), *layer_parts)

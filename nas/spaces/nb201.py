@@ -14,7 +14,7 @@ from typing import Any
 
 import numpy as np
 
-from nas.spaces.base import Arch, Decision, InputSpec, InvalidArchError, LayerSignature, SearchSpace
+from nas.spaces.base import Arch, Decision, InputSpec, InvalidArchError, LayerPart, LayerSignature, SearchSpace
 
 _NODE_RE = re.compile(r"^([A-Za-z0-9_]+)~(\d+)$")
 
@@ -47,7 +47,7 @@ class NB201Space(SearchSpace):
         datasets: Mapping[str, Mapping[str, int]] | None = None,
         description: str = "",
     ) -> None:
-        from nas.spaces.nb201_network import OPS
+        from nas.spaces.nb201_ops import OPS
 
         unknown = [op for op in ops if op not in OPS]
         if unknown:
@@ -206,7 +206,7 @@ class NB201Space(SearchSpace):
             >>> space.to_string(space.canonical(a))
             '|none~0|+|none~0|none~1|+|skip_connect~0|none~1|none~2|'
         """
-        from nas.spaces.nb201_network import reaches_output
+        from nas.spaces.nb201_ops import reaches_output
 
         arch = self.validate(arch)
         reaches = reaches_output(self.edge_ops(arch))
@@ -282,7 +282,7 @@ class NB201Space(SearchSpace):
         `input_spec` (the data's) or the `dataset` setting gives channels, size and classes; `input_size`
         and `num_classes` override them. Non-square inputs are listed at their height.
         """
-        from nas.spaces.nb201_network import nb201_layers
+        from nas.spaces.nb201_ops import nb201_layers
 
         spec = self._resolve_input(input_spec, dataset, num_classes)
         return nb201_layers(
@@ -296,3 +296,30 @@ class NB201Space(SearchSpace):
             fold_constants=fold_constants,
             merge_identical=merge_identical,
         )
+
+    def layer_parts(
+        self,
+        *,
+        input_spec: InputSpec | None = None,
+        dataset: str | None = None,
+        num_classes: int | None = None,
+        input_size: int | None = None,
+        live_only: bool = False,
+        fold_constants: bool = False,
+        merge_identical: bool = False,
+    ) -> tuple[LayerPart, ...]:
+        """`layers(arch, ...)` (same options) as parts over the edges (see `nb201_ops.nb201_layer_parts`)."""
+        from nas.spaces.nb201_ops import nb201_layer_parts
+
+        spec = self._resolve_input(input_spec, dataset, num_classes)
+        parts = nb201_layer_parts(
+            channels=self.channels,
+            cells_per_stage=self.cells_per_stage,
+            input_size=int(input_size if input_size is not None else spec.height),
+            num_classes=spec.classes,
+            in_channels=spec.channels,
+            live_only=live_only,
+            fold_constants=fold_constants,
+            merge_identical=merge_identical,
+        )
+        return tuple(LayerPart(tuple(self._decisions[e].name for e in edges), counts) for edges, counts in parts)

@@ -20,13 +20,14 @@ smallest kernel and expand ratio), so a search never spends a query on a second 
 
 from __future__ import annotations
 
+from collections import Counter
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 
-from nas.spaces.base import Arch, Decision, InputSpec, InvalidArchError, LayerSignature, SearchSpace
+from nas.spaces.base import Arch, Choice, Decision, InputSpec, InvalidArchError, LayerPart, LayerSignature, SearchSpace
 
 ACTIVATIONS = ("relu", "h_swish")
 
@@ -105,6 +106,33 @@ def _conv_out(size: int, kernel: int, stride: int) -> int:
 
 def _sig(op: str, channels: int, size: int, *, out: int | None = None, kernel: int = 1, stride: int = 1, groups: int = 1, bias: bool = False) -> LayerSignature:
     return LayerSignature(op, (1, channels, size, size), out_channels=channels if out is None else out, kernel=kernel, stride=stride, groups=groups, bias=bias)
+
+
+def _block_layers(blk: ActiveBlock, size: int) -> tuple[list[LayerSignature], int]:
+    """The operators one MBConv block runs on a `size` x `size` map, and its output size."""
+    act = {"relu": "relu", "h_swish": "hswish"}[blk.act]
+    out = _conv_out(size, blk.kernel, blk.stride)
+    layers = []
+    if blk.expand != 1:
+        layers += [_sig("conv", blk.in_channels, size, out=blk.mid_channels), _sig("bn", blk.mid_channels, size), _sig(act, blk.mid_channels, size)]
+    layers += [
+        _sig("conv", blk.mid_channels, size, kernel=blk.kernel, stride=blk.stride, groups=blk.mid_channels),
+        _sig("bn", blk.mid_channels, out),
+        _sig(act, blk.mid_channels, out),
+    ]
+    if blk.se:
+        layers += [
+            _sig("global_avgpool", blk.mid_channels, out),
+            _sig("conv", blk.mid_channels, 1, out=blk.se_channels, bias=True),
+            _sig("relu", blk.se_channels, 1),
+            _sig("conv", blk.se_channels, 1, out=blk.mid_channels, bias=True),
+            _sig("hsigmoid", blk.mid_channels, 1),
+            _sig("mul", blk.mid_channels, out),
+        ]
+    layers += [_sig("conv", blk.mid_channels, out, out=blk.out_channels), _sig("bn", blk.out_channels, out)]
+    if blk.residual:
+        layers.append(_sig("add", blk.out_channels, out))
+    return layers, out
 
 
 class OFAMobileNetV3Space(SearchSpace):
@@ -221,15 +249,19 @@ class OFAMobileNetV3Space(SearchSpace):
     def active_blocks(self, arch: Mapping[str, Any]) -> list[ActiveBlock]:
         """The blocks `arch` runs, in order, with their shapes (the first `depth` of each stage)."""
         out: list[ActiveBlock] = []
-        width = self.macro.first_block_channels
-        for s, stage in enumerate(self.macro.stages):
+        for s in range(len(self.macro.stages)):
             depth = int(arch[f"stage{s + 1}_depth"])
             for i, b in enumerate(self.stage_blocks(s)[:depth]):
-                kernel, expand = int(arch[f"{self._block_names[b]}_kernel"]), int(arch[f"{self._block_names[b]}_expand"])
-                mid = make_divisible(round(width * expand))
-                out.append(ActiveBlock(s, b, kernel, expand, width, mid, stage.channels, stage.stride if i == 0 else 1, stage.act, stage.se))
-                width = stage.channels
+                out.append(self._block(s, i, int(arch[f"{self._block_names[b]}_kernel"]), int(arch[f"{self._block_names[b]}_expand"])))
         return out
+
+    def _block(self, stage: int, i: int, kernel: int, expand: int) -> ActiveBlock:
+        """Block `i` (0-based) of `stage` when it runs (every stage runs its first block: depths >= 1)."""
+        m = self.macro
+        width = m.stages[stage].channels if i else (m.stages[stage - 1].channels if stage else m.first_block_channels)
+        st = m.stages[stage]
+        mid = make_divisible(round(width * expand))
+        return ActiveBlock(stage, self.stage_blocks(stage)[i], kernel, expand, width, mid, st.channels, st.stride if i == 0 else 1, st.act, st.se)
 
     def input_size(self, arch: Mapping[str, Any]) -> int:
         """The resolution `arch` runs at: data is resized to it."""
@@ -393,46 +425,92 @@ class OFAMobileNetV3Space(SearchSpace):
         """
         arch = self.validate(arch)
         spec = self._resolve_input(input_spec, dataset, num_classes)
-        size = int(input_size if input_size is not None else arch["resolution"])
+        layers, size = self._stem_layers(spec.channels, int(input_size if input_size is not None else arch["resolution"]))
+        for blk in self.active_blocks(arch):
+            block, size = _block_layers(blk, size)
+            layers += block
+        return layers + self._head_layers(size, spec.classes)
+
+    def _stem_layers(self, channels: int, size: int) -> tuple[list[LayerSignature], int]:
+        """The stem and the fixed first block on `channels` x `size` x `size` images, and their output size."""
         m = self.macro
-        act = {"relu": "relu", "h_swish": "hswish"}
-        layers = [_sig("conv", spec.channels, size, out=m.stem_channels, kernel=3, stride=m.stem_stride)]
+        layers = [_sig("conv", channels, size, out=m.stem_channels, kernel=3, stride=m.stem_stride)]
         size = _conv_out(size, 3, m.stem_stride)
         layers += [_sig("bn", m.stem_channels, size), _sig("hswish", m.stem_channels, size)]
-        first = ActiveBlock(-1, -1, 3, 1, m.stem_channels, m.stem_channels, m.first_block_channels, 1, "relu", False)
-        for blk in [first, *self.active_blocks(arch)]:
-            out = _conv_out(size, blk.kernel, blk.stride)
-            if blk.expand != 1:
-                layers += [_sig("conv", blk.in_channels, size, out=blk.mid_channels), _sig("bn", blk.mid_channels, size), _sig(act[blk.act], blk.mid_channels, size)]
-            layers += [
-                _sig("conv", blk.mid_channels, size, kernel=blk.kernel, stride=blk.stride, groups=blk.mid_channels),
-                _sig("bn", blk.mid_channels, out),
-                _sig(act[blk.act], blk.mid_channels, out),
-            ]
-            if blk.se:
-                layers += [
-                    _sig("global_avgpool", blk.mid_channels, out),
-                    _sig("conv", blk.mid_channels, 1, out=blk.se_channels, bias=True),
-                    _sig("relu", blk.se_channels, 1),
-                    _sig("conv", blk.se_channels, 1, out=blk.mid_channels, bias=True),
-                    _sig("hsigmoid", blk.mid_channels, 1),
-                    _sig("mul", blk.mid_channels, out),
-                ]
-            layers += [_sig("conv", blk.mid_channels, out, out=blk.out_channels), _sig("bn", blk.out_channels, out)]
-            if blk.residual:
-                layers.append(_sig("add", blk.out_channels, out))
-            size = out
+        first, size = _block_layers(ActiveBlock(-1, -1, 3, 1, m.stem_channels, m.stem_channels, m.first_block_channels, 1, "relu", False), size)
+        return layers + first, size
+
+    def _head_layers(self, size: int, classes: int) -> list[LayerSignature]:
+        m = self.macro
         last = m.stages[-1].channels
-        layers += [
+        return [
             _sig("conv", last, size, out=m.final_expand),
             _sig("bn", m.final_expand, size),
             _sig("hswish", m.final_expand, size),
             _sig("global_avgpool", m.final_expand, size),
             _sig("conv", m.final_expand, 1, out=m.feature_mix),
             _sig("hswish", m.feature_mix, 1),
-            LayerSignature("linear", (1, m.feature_mix), out_channels=spec.classes, bias=True),
+            LayerSignature("linear", (1, m.feature_mix), out_channels=classes, bias=True),
         ]
-        return layers
+
+    def layer_parts(
+        self,
+        *,
+        input_spec: InputSpec | None = None,
+        dataset: str | None = None,
+        num_classes: int | None = None,
+        input_size: int | None = None,
+        live_only: bool = False,
+        fold_constants: bool = False,
+        merge_identical: bool = False,
+    ) -> tuple[LayerPart, ...]:
+        """`layers(arch, ...)` (same options) as parts: stem, first block and head by resolution, and each
+        block by (resolution, its stage's depth, its kernel, its expand ratio): nothing when the depth
+        switches it off.
+
+        Why the resolution in every part: it sets every feature map's size. A block's input size does
+        not depend on earlier kernels (kernels are odd, padding `kernel // 2`), only on the strides.
+        """
+        spec = self._resolve_input(input_spec, dataset, num_classes)
+
+        def start(resolution: Choice) -> int:
+            return int(input_size if input_size is not None else resolution)
+
+        entering: dict[Choice, list[list[int]]] = {}  # per resolution: each block's input size, then the head's
+
+        def block_size(resolution: Choice, stage: int, i: int) -> int:
+            """The input size of block `i` of `stage` (the head's for stage = number of stages)."""
+            if resolution not in entering:
+                _, size = self._stem_layers(spec.channels, start(resolution))
+                entering[resolution] = []
+                for st in self.macro.stages:  # odd kernels: sizes follow the strides alone
+                    after = _conv_out(size, self.kernels[0], st.stride)
+                    entering[resolution].append([size] + [after] * (self.max_depth - 1))
+                    size = after
+                entering[resolution].append([size])
+            return entering[resolution][stage][i]
+
+        def fixed(choices: tuple[Choice, ...]) -> Counter[LayerSignature]:
+            layers, _ = self._stem_layers(spec.channels, start(choices[0]))
+            return Counter(layers + self._head_layers(block_size(choices[0], len(self.macro.stages), 0), spec.classes))
+
+        def block_part(stage: int, i: int) -> LayerPart:
+            running: dict[tuple[Choice, ...], Counter[LayerSignature]] = {}  # one per depth that runs it
+
+            def counts(choices: tuple[Choice, ...]) -> Counter[LayerSignature]:
+                resolution, depth, kernel, expand = choices
+                if i >= int(depth):
+                    return Counter()
+                if (resolution, kernel, expand) not in running:
+                    block = self._block(stage, i, int(kernel), int(expand))
+                    running[resolution, kernel, expand] = Counter(_block_layers(block, block_size(resolution, stage, i))[0])
+                return running[resolution, kernel, expand]
+
+            name = self._block_names[self.stage_blocks(stage)[i]]
+            return LayerPart(("resolution", f"stage{stage + 1}_depth", f"{name}_kernel", f"{name}_expand"), counts)
+
+        blocks = [block_part(s, i) for s in range(len(self.macro.stages)) for i in range(self.max_depth)]
+        return (LayerPart(("resolution",), fixed), *blocks)
 
 
 

@@ -1,0 +1,323 @@
+"""The NAS-Bench-201 cell's operators without torch: op names, the cell's program, operator signatures.
+
+Why apart from `nb201_network`: pricing and counting an architecture (`NB201Space.layers`, LUTs, params,
+FLOPs) and reading its strings must not import torch (seconds at start-up); only building the module does.
+`nb201_network` re-exports these names.
+
+`LayerSignature.op` naming convention used by `nb201_layers`:
+
+- "conv": `nn.Conv2d`, padding `kernel // 2` ("same" padding, as every NB201 conv), never biased.
+- "bn": `BatchNorm2d` over `in_shape[1]` channels (affine: 2 parameters per channel).
+- "relu", "add" (one binary sum; `in_shape` is one operand's; `bias=True`: a constant added to one
+  tensor, which a graph optimiser leaves where a folded edge meets a live one), "avgpool" (`kernel`, `stride`; padding
+  `kernel // 2` for the cell's 3x3 pool, none for the 2x2 reduction shortcut), "global_avgpool".
+- "linear": `in_shape` is `(1, in_features)`, `out_channels` the number of classes, biased.
+
+For every op but "conv" and "linear" the output has the input's channels, and `out_channels` says so.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Callable, Sequence
+
+from nas.spaces.base import InvalidArchError, LayerSignature
+
+OPS: tuple[str, ...] = ("none", "skip_connect", "nor_conv_1x1", "nor_conv_3x3", "avg_pool_3x3")
+
+# (target node, source node) of each edge, in the official arch string's order.
+EDGES: tuple[tuple[int, int], ...] = ((1, 0), (2, 0), (2, 1), (3, 0), (3, 1), (3, 2))
+
+_CONV_KERNELS = {"nor_conv_1x1": 1, "nor_conv_3x3": 3}
+
+
+def _check_edge_ops(edge_ops: Sequence[str]) -> tuple[str, ...]:
+    ops = tuple(edge_ops)
+    if len(ops) != len(EDGES):
+        raise InvalidArchError(f"NAS-Bench-201 cell needs {len(EDGES)} edge ops, got {len(ops)}: {list(ops)}")
+    for op in ops:
+        if op not in OPS:
+            raise InvalidArchError(f"unknown NAS-Bench-201 op {op!r}; expected one of {list(OPS)}")
+    return ops
+
+
+def _check_sizes(channels: int, cells_per_stage: int, num_classes: int, in_channels: int = 3) -> None:
+    if channels < 1 or cells_per_stage < 0 or num_classes < 1 or in_channels < 1:
+        raise ValueError(
+            f"need channels >= 1, cells_per_stage >= 0, num_classes >= 1, in_channels >= 1; "
+            f"got {channels}, {cells_per_stage}, {num_classes}, {in_channels}"
+        )
+
+
+
+
+# --- operator signatures ---------------------------------------------------------------------------
+
+
+def _conv_out(size: int, kernel: int, stride: int) -> int:
+    return (size + 2 * (kernel // 2) - kernel) // stride + 1
+
+
+def _conv(c_in: int, c_out: int, size: int, kernel: int, stride: int) -> LayerSignature:
+    return LayerSignature("conv", (1, c_in, size, size), out_channels=c_out, kernel=kernel, stride=stride)
+
+
+def _same(op: str, channels: int, size: int, kernel: int = 1, stride: int = 1) -> LayerSignature:
+    return LayerSignature(op, (1, channels, size, size), out_channels=channels, kernel=kernel, stride=stride)
+
+
+def _relu_conv_bn(c_in: int, c_out: int, size: int, kernel: int, stride: int) -> list[LayerSignature]:
+    out = _conv_out(size, kernel, stride)
+    return [_same("relu", c_in, size), _conv(c_in, c_out, size, kernel, stride), _same("bn", c_out, out)]
+
+
+def _node_status(ops: tuple[str, ...]) -> tuple[list[bool], list[bool]]:
+    """Per node: does it depend on the cell input (else it is constant), and does it reach node 3."""
+    variable = [True, False, False, False]
+    for (target, source), name in zip(EDGES, ops):
+        variable[target] |= name != "none" and variable[source]
+    reaches = [False, False, False, True]
+    for (target, source), name in reversed(list(zip(EDGES, ops))):
+        reaches[source] |= name != "none" and reaches[target]
+    return variable, reaches
+
+
+def reaches_output(edge_ops: Sequence[str]) -> list[bool]:
+    """Per node 0..3 of the cell: whether its value reaches the cell output (node 3) through live edges."""
+    return _node_status(_check_edge_ops(edge_ops))[1]
+
+
+def live_edges(edge_ops: Sequence[str]) -> list[bool]:
+    """Which edges a graph optimiser keeps: not `none`, fed by the cell input, and reaching the output.
+
+    An edge whose source node is fed by `none` edges only computes on constant zeros (ONNX Runtime folds
+    it, TVM computes it); one whose target node never reaches node 3 is dead code (both remove it).
+    """
+    ops = _check_edge_ops(edge_ops)
+    variable, reaches = _node_status(ops)
+    return [name != "none" and variable[source] and reaches[target] for (target, source), name in zip(EDGES, ops)]
+
+
+def _cell_program(
+    ops: tuple[str, ...], *, live_only: bool = False, fold_constants: bool = False, merge_identical: bool = False
+) -> list[tuple[str, bool]]:
+    """The cell's operators in forward order, as `(op, adds_a_constant)`, built as an expression graph.
+
+    Each ReLU, conv (with its BN), pool and add is one expression over its operands' expressions, created
+    in the order `InferCell.forward` runs them. `merge_identical` keys expressions by what they compute,
+    so a ReLU, pool or partial sum of one tensor exists once (common-subexpression elimination; a conv
+    never merges, each edge has its own weights). `live_only` keeps only expressions the cell output
+    needs. `fold_constants` drops those that do not depend on the input, yet `x + c` still costs its
+    add, flagged as adding a constant: runtimes run it differently from a sum of two tensors.
+    The program depends on the edge ops only, so a network computes it once for all its cells.
+    """
+    # expression key -> (op, depends on the input, every operand does), in creation order
+    created: dict[tuple, tuple[str, bool, bool]] = {}
+
+    def make(op: str, operands: list[tuple], unique: int | None = None) -> tuple:
+        key = (op, *operands, unique if unique is not None else (None if merge_identical else len(created)))
+        variable = [created[o][1] if o in created else o == _INPUT for o in operands]
+        created.setdefault(key, (op, any(variable), all(variable)))
+        return key
+
+    nodes: list[tuple] = [_INPUT]
+    for target in (1, 2, 3):
+        total: tuple | None = None
+        for edge, ((node, source), name) in enumerate(zip(EDGES, ops)):
+            if node != target or name == "none":
+                continue
+            tensor = nodes[source]
+            if name == "skip_connect":
+                out = tensor
+            elif name == "avg_pool_3x3":
+                out = make("avgpool", [tensor])
+            else:
+                out = make(name, [make("relu", [tensor])], unique=edge)
+            total = out if total is None else make("add", [total, out])
+        nodes.append(_ZEROS if total is None else total)
+    needed = set(created) if not live_only else _operands_closure(nodes[3])
+    program: list[tuple[str, bool]] = []
+    for key, (op, variable, only_variables) in created.items():
+        if key not in needed or (fold_constants and not variable):
+            continue
+        constant = op == "add" and fold_constants and not only_variables
+        # x + c1 + c2: the tensor leaves the optimised layout once, for the first constant
+        chained = constant and any(created.get(o, ("",))[0] == "add" and not created[o][2] for o in key[1:3])
+        program.append((op, constant and not chained))
+    return program
+
+
+def _cell_layers(program: Sequence[tuple[str, bool]], channels: int, size: int) -> list[LayerSignature]:
+    """The signatures of one cell running `program` (see `_cell_program`) on `channels` x `size` x `size`."""
+    layers: list[LayerSignature] = []
+    for op, adds_constant in program:
+        if op in _CONV_KERNELS:
+            layers.extend(_relu_conv_bn(channels, channels, size, _CONV_KERNELS[op], 1)[1:])
+        elif op == "avgpool":
+            layers.append(_same("avgpool", channels, size, kernel=3, stride=1))
+        elif adds_constant:
+            layers.append(LayerSignature("add", (1, channels, size, size), out_channels=channels, bias=True))
+        else:
+            layers.append(_same(op, channels, size))
+    return layers
+
+
+_INPUT: tuple = ("input",)
+_ZEROS: tuple = ("zeros",)
+
+
+def _operands_closure(root: tuple) -> set[tuple]:
+    """Every expression `root` is computed from, itself included (keys hold their operands' keys)."""
+    found, stack = set(), [root]
+    while stack:
+        key = stack.pop()
+        if key in found or key in (_INPUT, _ZEROS):
+            continue
+        found.add(key)
+        stack.extend(o for o in key[1:] if isinstance(o, tuple))
+    return found
+
+
+def _reduction_layers(c_in: int, c_out: int, size: int) -> list[LayerSignature]:
+    half = _conv_out(size, 3, 2)
+    return [
+        *_relu_conv_bn(c_in, c_out, size, 3, 2),
+        *_relu_conv_bn(c_out, c_out, half, 3, 1),
+        _same("avgpool", c_in, size, kernel=2, stride=2),
+        _conv(c_in, c_out, half, 1, 1),
+        _same("add", c_out, half),
+    ]
+
+
+def nb201_layers(
+    edge_ops: Sequence[str],
+    *,
+    channels: int = 16,
+    cells_per_stage: int = 5,
+    num_classes: int = 10,
+    input_size: int = 32,
+    in_channels: int = 3,
+    live_only: bool = False,
+    fold_constants: bool = False,
+    merge_identical: bool = False,
+) -> list[LayerSignature]:
+    """The operators `build_nb201_network(...)` executes on one `input_size`-square image, in order.
+
+    `none` edges execute nothing. By default edges whose result never reaches the cell output are still
+    listed, because PyTorch computes every node; summing `layer_params` then gives the module's
+    parameter count. The options list what a graph optimiser leaves to run instead:
+
+    - `live_only`: drops edges whose result never reaches the cell output (dead code; ONNX Runtime and
+      TVM both remove it);
+    - `fold_constants`: drops edges computed from a node fed by `none` edges only (zeros), keeping the
+      add of their constant result (ONNX Runtime folds them; TVM computes them: its constant folding
+      does not evaluate the zeros tensor). With both, nothing is left when the cell output is constant,
+      because then so are the logits;
+    - `merge_identical`: lists once the ReLU, pool or partial sum that several edges compute from one
+      tensor (ONNX Runtime does, TVM does not).
+    """
+    ops = _check_edge_ops(edge_ops)
+    _check_sizes(channels, cells_per_stage, num_classes, in_channels)
+    if input_size < 1:
+        raise ValueError(f"input_size must be >= 1, got {input_size}")
+    if live_only and fold_constants and cells_per_stage > 0 and not any(live_edges(ops)):
+        return []
+    program = _cell_program(ops, live_only=live_only, fold_constants=fold_constants, merge_identical=merge_identical)
+    stages, head = _skeleton(channels=channels, num_classes=num_classes, input_size=input_size, in_channels=in_channels)
+    layers: list[LayerSignature] = []
+    for before, width, size in stages:
+        layers.extend(before)
+        for _ in range(cells_per_stage):
+            layers.extend(_cell_layers(program, width, size))
+    return layers + head
+
+
+def _skeleton(*, channels: int, num_classes: int, input_size: int, in_channels: int) -> tuple[list[tuple[list[LayerSignature], int, int]], list[LayerSignature]]:
+    """The network around its cells: per stage, the operators before its cells (stem, reduction) and the
+    cells' width and size; then the head."""
+    size, width = input_size, channels
+    before = [_conv(in_channels, width, size, 3, 1), _same("bn", width, size)]
+    stages = []
+    for stage in range(3):
+        if stage > 0:
+            before = _reduction_layers(width, 2 * width, size)
+            size, width = _conv_out(size, 3, 2), 2 * width
+        stages.append((before, width, size))
+    head = [
+        _same("bn", width, size),
+        _same("relu", width, size),
+        _same("global_avgpool", width, size),
+        LayerSignature("linear", (1, width), out_channels=num_classes, bias=True),
+    ]
+    return stages, head
+
+
+#: One part of `nb201_layer_parts`: the edges (positions in `EDGES`) it depends on, and the counts of
+#: the operators it runs for one op on each of them.
+EdgePart = tuple[tuple[int, ...], Callable[[tuple[str, ...]], Counter[LayerSignature]]]
+
+
+def nb201_layer_parts(
+    *,
+    channels: int = 16,
+    cells_per_stage: int = 5,
+    num_classes: int = 10,
+    input_size: int = 32,
+    in_channels: int = 3,
+    live_only: bool = False,
+    fold_constants: bool = False,
+    merge_identical: bool = False,
+) -> list[EdgePart]:
+    """`nb201_layers` (same settings) as parts: for every cell, the operators it lists, counted, are the
+    sum of each part's counts for its edges' ops.
+
+    Why this split: the cell program is one function of the six ops, repeated in every cell, so a part's
+    counts come from its program's operator kinds times their signatures in the 3 stages (computed once).
+    Without graph-optimiser options each node's operators depend only on its own incoming edges (an edge
+    reading a node fed by `none` edges still runs), so there are three small parts (1 + 5 + 25 + 125
+    programs); with any option liveness, folding and merging couple the edges, so the cell is one part of
+    all six (every program once); with both `live_only` and `fold_constants` a cell with no live edge
+    leaves nothing at all to run, so that part holds the whole network.
+    """
+    _check_sizes(channels, cells_per_stage, num_classes, in_channels)
+    if input_size < 1:
+        raise ValueError(f"input_size must be >= 1, got {input_size}")
+    options = {"live_only": live_only, "fold_constants": fold_constants, "merge_identical": merge_identical}
+    stages, head = _skeleton(channels=channels, num_classes=num_classes, input_size=input_size, in_channels=in_channels)
+    fixed = Counter(sig for before, _, _ in stages for sig in before) + Counter(head)
+    per_step: dict[tuple[str, bool], Counter[LayerSignature]] = {}
+    # many op combinations run the same steps in another order: count each multiset of steps once
+    by_steps: dict[frozenset[tuple[tuple[str, bool], int]], Counter[LayerSignature]] = {}
+
+    def cell_counts(ops: tuple[str, ...], *, with_fixed: bool = False) -> Counter[LayerSignature]:
+        steps = frozenset(Counter(_cell_program(ops, **options)).items())
+        key = steps | {(("fixed", True), 1)} if with_fixed else steps
+        if key in by_steps:
+            return by_steps[key]
+        out: Counter[LayerSignature] = Counter(fixed) if with_fixed else Counter()
+        for step, n in steps:
+            if step not in per_step:
+                per_step[step] = Counter(sig for _, width, size in stages for sig in _cell_layers([step], width, size) for _ in range(cells_per_stage))
+            for sig, m in per_step[step].items():
+                out[sig] += n * m
+        by_steps[key] = out
+        return out
+
+    everything = tuple(range(len(EDGES)))
+    if live_only and fold_constants and cells_per_stage > 0:
+        return [(everything, lambda ops: cell_counts(ops, with_fixed=True) if any(live_edges(ops)) else Counter())]
+    if any(options.values()):
+        return [((), lambda ops: fixed), (everything, cell_counts)]
+
+    def node_part(target: int) -> EdgePart:
+        edges = tuple(e for e, (node, _) in enumerate(EDGES) if node == target)
+
+        def counts(ops: tuple[str, ...]) -> Counter[LayerSignature]:
+            cell = ["none"] * len(EDGES)
+            for e, op in zip(edges, ops):
+                cell[e] = op
+            return cell_counts(tuple(cell))
+
+        return edges, counts
+
+    return [((), lambda ops: fixed), *(node_part(t) for t in (1, 2, 3))]
