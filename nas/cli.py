@@ -82,7 +82,7 @@ def _print_frame(frame: Any, title: str) -> None:
 
 @app.command()
 def search(
-    config: Annotated[Optional[Path], typer.Argument(help="YAML config (keys: space, dataset, objectives, constraints, strategy, strategy_options, mode, mode_options, budget, seed, data_dir, storage, accuracy, accuracy_options, training, pruner, pruner_options, keep_weights); flags override it.")] = None,
+    config: Annotated[Optional[Path], typer.Argument(help="YAML config (keys: space, dataset, objectives, constraints, strategy, strategy_options, mode, mode_options, budget, seed, data_dir, storage, accuracy, accuracy_options, training, pruner, pruner_options, keep_weights, measure, measure_budget, measure_options); flags override it.")] = None,
     space: Annotated[Optional[str], typer.Option(help="Search space name (see `nas spaces`) or a YAML definition.")] = None,
     dataset: Annotated[Optional[str], typer.Option(help="The space's reference dataset setting (tables, LUTs): cifar10, cifar100, imagenet.")] = None,
     objectives: Annotated[Optional[str], typer.Option(help="Comma-separated METRIC:max|min, e.g. accuracy:max,latency@raspi4:min.")] = None,
