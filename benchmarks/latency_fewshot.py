@@ -9,6 +9,8 @@ tables are the known references. Side by side, in one process, on the same K net
   table taken as the prediction (the simplest transfer baseline);
 - `lut_nnls`: per-operator LUT by NNLS with a FLOPs/memory prior (`fit_lut(method="nnls")`);
 - `lut_terms`: the same plus topology terms (`method="nnls+terms"`);
+- `transfer_prev`: `TransferModel` with the members it had before the Bayesian device mixture
+  (`PREVIOUS_MEMBERS`: six regressions averaged), kept as the baseline the current model must beat;
 - `transfer`: `TransferModel` (needs the reference tables at predict time);
 - `transfer_lut`: the transfer model distilled into a standalone LUT (`method="transfer"`).
 
@@ -32,14 +34,14 @@ from scipy.stats import kendalltau, spearmanr
 
 from nas._io import write_atomic
 from nas.cost.counts import CountProvider
-from nas.cost.fit import ArchPool, ReferenceTables, TransferModel, fit_lut, fit_with_model, nearest_device
+from nas.cost.fit import PREVIOUS_MEMBERS, ArchPool, ReferenceTables, TransferModel, fit_lut, fit_with_model, nearest_device
 from nas.cost.measurements import read_measurements
 from nas.spaces import get_space
 from nas.tables import find_data_dir
 
 RESULTS = Path(__file__).resolve().parent / "results"
 KS = (5, 10, 20, 50, 100)
-METHODS = ("flops", "params", "nearest", "lut_nnls", "lut_terms", "transfer", "transfer_lut")
+METHODS = ("flops", "params", "nearest", "lut_nnls", "lut_terms", "transfer_prev", "transfer", "transfer_lut")
 ANCHORS = (
     "Published anchors on NB201 (HELP, Lee et al. 2021, 10 samples): HELP 0.932 mean Spearman; "
     "FLOPs 0.787. The nearest-device baseline is reported there at about 0.95 on devices with a close "
@@ -81,6 +83,7 @@ def run(space_name: str, path: Path, ks: list[int], seeds: int, devices: list[st
                 fitted = fit_with_model(space, archs, y, device=device, method="transfer", seed=seed, reference=others)
                 assert isinstance(fitted.model, TransferModel)
                 preds["transfer"] = fitted.model.predict()
+                preds["transfer_prev"] = TransferModel(others, weights=PREVIOUS_MEMBERS).fit(fit_rows, y).predict()
                 preds["transfer_lut"] = pool.predict(fitted.lut)
                 for method in METHODS:
                     rho, tau = _scores(preds[method][held], truth[held])
@@ -137,14 +140,18 @@ def report(frame: pd.DataFrame, space: str, source: Path, seeds: int) -> str:
     lines = [
         "## Transfer vs the nearest-device baseline, and the cost of distillation",
         "",
-        "| K | devices where transfer > nearest | transfer_lut > nearest | mean distillation loss (transfer - transfer_lut) "
-        "| worst device loss |",
-        "|---|---|---|---|---|",
+        "| K | devices where transfer > nearest | transfer_lut > nearest | transfer_prev > nearest | transfer > transfer_prev "
+        "| mean distillation loss (transfer - transfer_lut) | worst device loss |",
+        "|---|---|---|---|---|---|---|",
     ]
     for k, sub in wide.groupby(level="k"):
         loss = sub["transfer"] - sub["transfer_lut"]
-        wins, lut_wins = (sub["transfer"] > sub["nearest"]).sum(), (sub["transfer_lut"] > sub["nearest"]).sum()
-        lines.append(f"| {k} | {wins}/{len(sub)} | {lut_wins}/{len(sub)} | {loss.mean():.4f} | {loss.max():.4f} ({loss.idxmax()[1]}) |")
+        wins = {m: f"{int((sub[m] > sub['nearest']).sum())}/{len(sub)}" for m in ("transfer", "transfer_lut", "transfer_prev") if m in sub}
+        gain = f"{int((sub['transfer'] > sub['transfer_prev']).sum())}/{len(sub)}" if "transfer_prev" in sub else "-"
+        lines.append(
+            f"| {k} | {wins['transfer']} | {wins['transfer_lut']} | {wins.get('transfer_prev', '-')} | {gain} "
+            f"| {loss.mean():.4f} | {loss.max():.4f} ({loss.idxmax()[1]}) |"
+        )
     out += lines + [""]
     flops = frame[frame["method"] == "flops"]["spearman"].to_numpy()
     params = frame[frame["method"] == "params"]["spearman"].to_numpy()

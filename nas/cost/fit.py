@@ -21,7 +21,7 @@ Arrays are `n_archs` (latencies) or `n_archs x n_features`; latencies are in ms.
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from functools import cached_property
 from typing import Any, Literal
@@ -167,6 +167,7 @@ class ReferenceTables:
     latencies_ms: np.ndarray
     devices: tuple[str, ...]
     _smoothed: np.ndarray | None = field(default=None, repr=False)
+    _bases: dict[str, DeviceBasis] = field(default_factory=dict, repr=False)
 
     def __post_init__(self) -> None:
         self.latencies_ms = np.asarray(self.latencies_ms, dtype=float)
@@ -202,6 +203,13 @@ class ReferenceTables:
             coef = np.linalg.lstsq(design, self.latencies_ms, rcond=None)[0]
             self._smoothed = np.maximum(design @ coef, 1e-6 * self.latencies_ms.min(axis=0))
         return self._smoothed
+
+    def basis(self, table: Literal["raw", "smoothed"]) -> DeviceBasis:
+        """`DeviceBasis` of the raw or smoothed tables, computed once (a refit as measurements arrive
+        reuses it: only the K-row posterior is new)."""
+        if table not in self._bases:
+            self._bases[table] = DeviceBasis.of(self.latencies_ms if table == "raw" else self.smoothed)
+        return self._bases[table]
 
 
 def latency_floor(measured: np.ndarray) -> float:
@@ -337,6 +345,97 @@ def _choose_strength(design: np.ndarray, y: np.ndarray, prior: np.ndarray, n_sig
     return float(_RIDGE_GRID[int(np.argmin(errors))])
 
 
+# --- Bayesian device mixture --------------------------------------------------------------------------
+_MIXTURE_TAUS = (0.01, 0.03, 0.1, 0.3, 1.0)  # how far from a reference device the target may sit, in prior sd
+_MIXTURE_NOISE = (0.0003, 0.001, 0.003, 0.01, 0.03, 0.1)  # measurement noise variance, relative to the K's variance
+
+
+@dataclass(frozen=True)
+class DeviceBasis:
+    """Reference tables (each scaled to mean 1) as `mean + components @ loadings[d]`: the few directions
+    in which devices differ over the pool, and where each known device sits along them.
+
+    Why: a new device is most likely another point of the same low-dimensional family (a GPU at another
+    batch size, a phone of another year), so its table is `c + components @ w` for loadings `w` near some
+    known device's; K measurements pin `w` down far better than they pin one weight per reference.
+
+    Shapes: `components` `n_pool x r`, `loadings` `n_devices x r`, `prior_cov` `r x r` (the spread of the
+    known devices' loadings, the prior a new device is drawn from).
+    """
+
+    components: np.ndarray
+    loadings: np.ndarray
+    prior_cov: np.ndarray
+
+    @classmethod
+    def of(cls, table: np.ndarray) -> DeviceBasis:
+        """The basis of `n_pool x n_devices` latencies (ms)."""
+        scaled = table / table.mean(axis=0)
+        u, s, vt = np.linalg.svd(scaled - scaled.mean(axis=0), full_matrices=False)
+        keep = s > 1e-9 * max(s[0], 1e-300) if len(s) else np.zeros(0, dtype=bool)
+        loadings = (s[keep, None] * vt[keep]).T
+        spread = np.atleast_2d(np.cov(loadings.T)) if len(loadings) > 1 else np.eye(int(keep.sum()))
+        ridge = 1e-6 * max(float(np.trace(spread)), 1e-12) / max(int(keep.sum()), 1)
+        return cls(u[:, keep], loadings, spread + ridge * np.eye(int(keep.sum())))
+
+
+def _device_mixture(basis: DeviceBasis, rows: np.ndarray, t: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Posterior mean and variance, over the pool, of a target measured as `t` (scaled) on `rows`.
+
+    Model: `t = c + components @ w + noise`, `c` nearly free; the prior on `w` is a mixture with one
+    Gaussian per known device, centred on its loadings with covariance `tau^2 * prior_cov`, plus one
+    broad component (the known devices' mean and spread). The mixture weights, `tau` and the noise are
+    averaged by their evidence on the K measurements (Bayesian model averaging over a small grid), so a
+    target with a near twin follows it and one without falls back on the family's spread.
+    Returns `n_pool` means and `n_pool` predictive variances (noise included), in the units of `t`.
+    """
+    n_dev, r = basis.loadings.shape
+    k = len(rows)
+    design = np.column_stack([np.ones(k), basis.components[rows]])  # K x (1 + r)
+    scale = float(t.var()) or 1.0
+    centres = np.vstack([basis.loadings, basis.loadings.mean(axis=0)])  # (n_dev + 1) x r
+    mu0 = np.column_stack([np.full(len(centres), t.mean()), centres])  # components x (1 + r)
+    groups = []  # (log evidence per centre, posterior means per centre, posterior covariance, noise)
+    for noise in _MIXTURE_NOISE:
+        for tau in (*_MIXTURE_TAUS, None):  # None: the broad component
+            prior = np.zeros((r + 1, r + 1))
+            prior[0, 0] = 100.0 * (scale + t.mean() ** 2)
+            prior[1:, 1:] = basis.prior_cov * (1.0 if tau is None else tau**2)
+            gram = design @ prior @ design.T + noise * scale * np.eye(k)
+            chol = np.linalg.cholesky(gram)
+            centre_rows = slice(n_dev, None) if tau is None else slice(0, n_dev)
+            resid = t[:, None] - design @ mu0[centre_rows].T  # K x centres
+            white = solve_triangular(chol, resid, lower=True)
+            evidence = -0.5 * (white**2).sum(axis=0) - np.log(np.diag(chol)).sum()
+            gain = prior @ design.T  # (1 + r) x K
+            means = mu0[centre_rows] + (gain @ solve_triangular(chol.T, white, lower=False)).T
+            cov = prior - gain @ np.linalg.solve(gram, gain.T)
+            # The broad component counts as one more "device" at every noise level, not once per tau.
+            groups.append((evidence, means, cov, noise * scale))
+    evidence = np.concatenate([g[0] for g in groups])
+    weights = np.exp(evidence - evidence.max())
+    weights /= weights.sum()
+    full = np.column_stack([np.ones(len(basis.components)), basis.components])
+    mean_coef = np.zeros(r + 1)
+    at = 0
+    for ev, means, _, _ in groups:
+        mean_coef += weights[at : at + len(ev)] @ means
+        at += len(ev)
+    mean = full @ mean_coef
+    var = np.zeros(len(full))
+    at = 0
+    for ev, means, cov, noise in groups:
+        w = weights[at : at + len(ev)]
+        at += len(ev)
+        if w.sum() < 1e-6:
+            continue
+        var += w.sum() * (np.einsum("ij,jk,ik->i", full, cov, full) + noise)
+        for wi, coef in zip(w, means):
+            if wi > 1e-6:
+                var += wi * (full @ (coef - mean_coef)) ** 2
+    return mean, var
+
+
 # --- few-shot transfer -------------------------------------------------------------------------------
 def nearest_device(reference: ReferenceTables, rows: np.ndarray, y: np.ndarray) -> tuple[str, float]:
     """The reference device whose latencies rank the measured archs best (Spearman on those K)."""
@@ -347,11 +446,18 @@ def nearest_device(reference: ReferenceTables, rows: np.ndarray, y: np.ndarray) 
     return reference.devices[j], float(rhos[j])
 
 
+PREVIOUS_MEMBERS: Mapping[str, float] = {
+    f"{member}/{table}": 1.0 / 6 for table in ("raw", "smoothed") for member in ("combination", "toward_mean", "toward_nearest")
+}
+DEFAULT_MEMBERS: Mapping[str, float] = {**PREVIOUS_MEMBERS, "mixture/smoothed": 2.0, "mixture/raw": 1.0}
+MEMBERS: tuple[str, ...] = tuple(DEFAULT_MEMBERS)
+
+
 class TransferModel:
     """Predicts a device's latency of every pool arch from K measurements and the reference tables.
 
-    Six members, averaged in ms; each is a small regression on the K measured archs, evaluated on the
-    raw reference tables and on their LUT-smoothed versions (`ReferenceTables.smoothed`):
+    A weighted average, in ms, of members; each is fitted on the K measured archs alone, evaluated on
+    the raw reference tables and on their LUT-smoothed versions (`ReferenceTables.smoothed`):
 
     - `combination`: non-negative weights on the references, each scaled to mean 1 (NNLS). Weights
       cannot be negative, so one odd measurement cannot flip a device's sign.
@@ -360,13 +466,22 @@ class TransferModel:
       with few measurements the prediction shrinks toward "a typical device, rescaled".
     - `toward_nearest`: the same, shrunk toward the device that ranks the K archs best, which wins when
       the target has a near twin (the same GPU at another batch size).
+    - `mixture`: the Bayesian device mixture (`DeviceBasis`, `_device_mixture`): the target is one more
+      point of the reference devices' low-dimensional family, near one known device or drawn from the
+      family's spread, weighted by the evidence of the K measurements. It also gives each arch a
+      predictive variance.
 
-    Why an average of members: with K = 10 no single regulariser is right for every device (a sibling
-    GPU, an accelerator simulator that follows FLOPs, a phone timed in whole ms). In leave-one-device-out
-    runs on the 18 NB201 devices (5 seeds) the average beat every member on mean Spearman at K = 10
-    (0.972 vs 0.968 for the best member) and K = 20 (0.974 vs 0.972); at K = 5 the NNLS combination of
-    smoothed tables alone was slightly better (0.952 vs 0.949). Weighting members by their
-    leave-one-out error on the K archs did not help (0.9715 at K = 10).
+    Why this blend (`DEFAULT_MEMBERS`: the six regressions at 1/6 each, the smoothed mixture at 2, the
+    raw one at 1): with K = 10 no single model is right for every device (a sibling GPU, an accelerator
+    simulator that follows FLOPs, a phone timed in whole ms). In leave-one-device-out runs at K = 10
+    (5 seeds; benchmarks/latency_fewshot.py) the six regressions alone (`PREVIOUS_MEMBERS`, the model
+    before the mixture) scored 0.972 mean Spearman on the 18 NB201 devices and lost to the nearest
+    device on 2; the smoothed mixture alone 0.973, the blend 0.974, the best of the blends tried.
+    Weighting members by their leave-one-out error on the K archs did not help (0.9715 at K = 10).
+
+    `weights` picks other members or weights (names from `MEMBERS`). Refitting is cheap: the reference
+    tables' smoothing and bases are cached on `reference`, so a refit as measurements arrive costs a few
+    small regressions and one pool-sized matrix product per member.
 
     Example:
         >>> from nas.spaces import get_space
@@ -377,29 +492,59 @@ class TransferModel:
         >>> model = TransferModel(ref).fit(np.arange(10), 2 * base[:10] + 1)
         >>> bool(spearmanr(model.predict(), base)[0] > 0.99)
         True
+        >>> mean, std = model.predict_distribution()
+        >>> mean.shape == std.shape == (len(pool),) and bool((std > 0).all())
+        True
     """
 
-    def __init__(self, reference: ReferenceTables) -> None:
+    def __init__(self, reference: ReferenceTables, *, weights: Mapping[str, float] | None = None) -> None:
         self.reference = reference
+        self.weights = dict(DEFAULT_MEMBERS if weights is None else weights)
+        unknown = [m for m in self.weights if m not in MEMBERS]
+        if unknown or not self.weights or any(w < 0 for w in self.weights.values()) or sum(self.weights.values()) <= 0:
+            raise FitError(f"transfer weights must be non-negative, not all zero, over members {', '.join(MEMBERS)}; got {self.weights}")
 
     def fit(self, rows: np.ndarray, y: np.ndarray) -> TransferModel:
+        """Fit every weighted member on the measured pool rows `rows` (K) and their latencies `y` (ms)."""
         rows, y = np.asarray(rows, dtype=np.int64), np.asarray(y, dtype=float)
         if len(rows) != len(y) or len(y) < 2:
             raise FitError(f"need at least 2 measurements, one per arch; got {len(y)} latencies for {len(rows)} archs")
         _check_latencies(y, "measured latencies")
         components = self.reference.pool.count_components
-        predictions = {}
+        predictions: dict[str, np.ndarray] = {}
+        variances: dict[str, np.ndarray] = {}
         self.nearest_, _ = nearest_device(self.reference, rows, y)
         near = self.reference.devices.index(self.nearest_)
+        wanted = {m for m, w in self.weights.items() if w > 0}
         for table_name, table in (("raw", self.reference.latencies_ms), ("smoothed", self.reference.smoothed)):
             scaled = table / table.mean(axis=0)
-            predictions[f"combination/{table_name}"] = _combination(scaled, rows, y)
-            predictions[f"toward_mean/{table_name}"] = _toward(scaled, scaled.mean(axis=1), components, rows, y)
-            predictions[f"toward_nearest/{table_name}"] = _toward(scaled, scaled[:, near], components, rows, y)
+            members: dict[str, Callable[[], np.ndarray]] = {
+                "combination": lambda: _combination(scaled, rows, y),
+                "toward_mean": lambda: _toward(scaled, scaled.mean(axis=1), components, rows, y),
+                "toward_nearest": lambda: _toward(scaled, scaled[:, near], components, rows, y),
+            }
+            for member, predict in members.items():
+                if f"{member}/{table_name}" in wanted:
+                    predictions[f"{member}/{table_name}"] = predict()
+            if f"mixture/{table_name}" in wanted:
+                unit = float(y.mean())
+                mean, var = _device_mixture(self.reference.basis(table_name), rows, y / unit)  # type: ignore[arg-type]
+                predictions[f"mixture/{table_name}"], variances[f"mixture/{table_name}"] = mean * unit, var * unit**2
         self.member_predictions_ = predictions
+        self.member_variances_ = variances
+        weights = np.array([self.weights[m] for m in predictions])
+        weights = weights / weights.sum()
+        stacked = np.stack(list(predictions.values()))
+        blend = weights @ stacked
+        # Spread of the members around the blend, plus the mixtures' own predictive variance.
+        self.variance_ = weights @ (stacked - blend) ** 2
+        mixture_weight = sum(weights[list(predictions).index(m)] for m in variances)
+        if variances:
+            own = sum(weights[list(predictions).index(m)] * v for m, v in variances.items()) / mixture_weight
+            self.variance_ = self.variance_ + own
         # Linear members can dip below zero far from the K archs they were fitted on.
         self.floor_ = latency_floor(y)
-        self.prediction_ = np.maximum(np.mean(list(predictions.values()), axis=0), self.floor_)
+        self.prediction_ = np.maximum(blend, self.floor_)
         return self
 
     def predict(self) -> np.ndarray:
@@ -407,6 +552,20 @@ class TransferModel:
         if not hasattr(self, "prediction_"):
             raise FitError("TransferModel.predict called before fit")
         return self.prediction_
+
+    def predict_distribution(self, rows: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
+        """Mean and standard deviation (ms) of every pool arch's latency, or of the pool rows `rows`.
+
+        The standard deviation adds the members' disagreement around the blend to the mixture members'
+        posterior predictive variance (which includes measurement noise), so it is wide where the K
+        measurements leave the device family unsure and where the members disagree.
+        """
+        mean = self.predict()
+        std = np.sqrt(self.variance_)
+        if rows is None:
+            return mean, std
+        rows = np.asarray(rows, dtype=np.int64)
+        return mean[rows], std[rows]
 
 
 def _combination(scaled: np.ndarray, rows: np.ndarray, y: np.ndarray) -> np.ndarray:

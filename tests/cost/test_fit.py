@@ -187,3 +187,37 @@ def test_cross_validation_predicts_each_row_by_a_fit_that_never_saw_it(method):
     # A fit on all 8 would price row 3 differently (it saw it), so the estimate is not the in-sample one.
     full = POOL.predict(fit_with_model(NB201, archs, truth[rows], device="toy", method=method, reference=reference, pool=pool).lut)
     assert not np.allclose(full[rows], cv.predicted)
+
+
+def test_device_mixture_follows_a_near_twin_and_reports_calibrated_spread():
+    """A target that is a known device rescaled plus 2 % noise: the mixture member ranks it like the twin,
+    and the predictive std covers the held-out truth about as often as a Gaussian should."""
+    reference = _references()
+    noise = np.random.default_rng(7).normal(0.0, 0.02, len(POOL))
+    truth = 1.7 * reference.latencies_ms[:, 2] * (1 + noise)
+    rows, held = split(10, seed=2)
+    model = TransferModel(reference, weights={"mixture/smoothed": 1.0}).fit(rows, truth[rows])
+    assert list(model.member_predictions_) == ["mixture/smoothed"]
+    mean, std = model.predict_distribution()
+    assert spearmanr(mean[held], truth[held])[0] > 0.98
+    z = np.abs(mean[held] - truth[held]) / std[held]
+    assert 0.85 < float(np.mean(z < 2)) < 0.99 and float(np.median(std[held] / truth[held])) < 0.05
+    sub_mean, sub_std = model.predict_distribution(rows[:3])
+    assert np.array_equal(sub_mean, mean[rows[:3]]) and np.array_equal(sub_std, std[rows[:3]])
+
+
+def test_transfer_weights_pick_members_and_bad_weights_are_one_line_errors():
+    from nas.cost.fit import DEFAULT_MEMBERS, PREVIOUS_MEMBERS
+
+    reference = _references()
+    rows, _ = split(10)
+    truth = 0.6 * reference.latencies_ms[:, 1] + 0.3 * reference.latencies_ms[:, 2]
+    previous = TransferModel(reference, weights=PREVIOUS_MEMBERS).fit(rows, truth[rows])
+    assert set(previous.member_predictions_) == set(PREVIOUS_MEMBERS) and not previous.member_variances_
+    assert np.allclose(previous.predict(), np.maximum(np.mean(list(previous.member_predictions_.values()), axis=0), previous.floor_))
+    current = TransferModel(reference).fit(rows, truth[rows])
+    assert set(current.member_predictions_) == set(DEFAULT_MEMBERS) and set(current.member_variances_) == {"mixture/raw", "mixture/smoothed"}
+    for weights in ({"magic": 1.0}, {"mixture/raw": -1.0}, {"mixture/raw": 0.0}, {}):
+        with pytest.raises(FitError, match="transfer weights must be non-negative") as info:
+            TransferModel(reference, weights=weights)
+        assert "\n" not in str(info.value)
