@@ -36,6 +36,7 @@ from nas.spaces.base import Arch, InputSpec, SearchSpace
 
 PROXIES: tuple[str, ...] = ("synflow", "snip", "grad_norm", "fisher", "jacob_cov", "nwot", "params", "flops")
 _DATA_PROXIES = frozenset({"snip", "grad_norm", "fisher", "jacob_cov", "nwot"})
+_LOSS_PROXIES = frozenset({"snip", "grad_norm", "fisher"})
 
 
 class ZeroCostInputError(ValueError):
@@ -188,9 +189,12 @@ def _data_proxies(net: nn.Module, inputs: torch.Tensor, targets: torch.Tensor, n
             h.remove()
     out: dict[str, float] = {}
     used = [layer for layer in layers if layer in acts]
-    loss = loss_fn(logits, targets)
-    grads = torch.autograd.grad(loss, [m.weight for m in used] + [acts[m] for m in used], retain_graph="jacob_cov" in names, allow_unused=True)
-    w_grads, a_grads = grads[: len(used)], grads[len(used) :]
+    w_grads: Sequence[torch.Tensor | None] = ()
+    a_grads: Sequence[torch.Tensor | None] = ()
+    if _LOSS_PROXIES & set(names):  # nwot and jacob_cov need no loss backward (a third of the cost)
+        loss = loss_fn(logits, targets)
+        grads = torch.autograd.grad(loss, [m.weight for m in used] + [acts[m] for m in used], retain_graph="jacob_cov" in names, allow_unused=True)
+        w_grads, a_grads = grads[: len(used)], grads[len(used) :]
     if "snip" in names:
         out["snip"] = float(sum(float((m.weight.detach() * g).abs().sum()) for m, g in zip(used, w_grads) if g is not None))
     if "grad_norm" in names:

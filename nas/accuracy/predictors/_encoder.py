@@ -26,6 +26,8 @@ from nas.accuracy.predictors._base import PredictorInputError
 from nas.spaces.base import Arch, SearchSpace
 
 EFFECTIVE = "effective"
+#: `effective` plus label-free zero-cost proxy scores of the effective cell (see `_zero_cost_features`).
+EFFECTIVE_ZC = "effective_zc"
 
 
 class ForeignArchError(PredictorInputError):
@@ -41,11 +43,18 @@ def _is_cell_space(space: SearchSpace) -> bool:
     return hasattr(space, "edges") and hasattr(space, "routes") and "none" in ops
 
 
+def _builds_short_copy(space: SearchSpace) -> bool:
+    return all(hasattr(space, attr) for attr in ("channels", "cells_per_stage", "nodes"))
+
+
 def encoding_kinds(space: SearchSpace) -> list[str]:
-    """Encodings available for `space`: its own kinds, plus `effective` for cell spaces."""
+    """Encodings available for `space`: its own kinds, plus `effective` for cell spaces, and
+    `effective_zc` for those whose network a short copy can score (NB201 family)."""
     kinds = list(space.encoding_kinds())
     if _is_cell_space(space):
         kinds.append(EFFECTIVE)
+        if _builds_short_copy(space):
+            kinds.append(EFFECTIVE_ZC)
     return kinds
 
 
@@ -130,7 +139,9 @@ class ArchEncoder(TransformerMixin, BaseEstimator):
 
     Args:
         space: the SearchSpace (or its registered name) the archs come from.
-        kind: one of `encoding_kinds(space)`: e.g. integer, onehot, adjacency, path, effective.
+        kind: one of `encoding_kinds(space)`: e.g. integer, onehot, adjacency, path, effective,
+            effective_zc (scores each new effective cell's untrained network once, about 0.1 CPU s,
+            cached under `$NAS_ZERO_COST_CACHE` or `~/.cache/nas/zero_cost`).
 
     Example:
         >>> from nas.spaces import get_space
@@ -186,6 +197,10 @@ class ArchEncoder(TransformerMixin, BaseEstimator):
     def _encode(self, archs: list[Arch]) -> np.ndarray:
         if self.kind == EFFECTIVE:
             return effective_features(self.space_, archs)
+        if self.kind == EFFECTIVE_ZC:
+            from nas.accuracy.predictors._zero_cost_features import zero_cost_features
+
+            return np.concatenate([effective_features(self.space_, archs), zero_cost_features(self.space_, archs)], axis=1)
         return np.asarray(self.space_.encode(archs, self.kind), dtype=np.float64)
 
 
