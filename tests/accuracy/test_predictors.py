@@ -18,6 +18,7 @@ from nas.accuracy.predictors import (
     NoUncertaintyError,
     RandomForestPredictor,
     TooFewSamplesError,
+    TreeEnsemblePredictor,
     UnknownEncodingError,
     effective_features,
     make_predictor,
@@ -48,6 +49,7 @@ def sample(n: int, seed: int = 0) -> list[Arch]:
         MLPEnsemblePredictor(n_members=2, epochs=40, hidden=(32,)),
         GINPredictor(n_members=2, epochs=40, hidden=16, n_layers=1),
         GPPredictor(n_restarts=0),
+        TreeEnsemblePredictor(n_boosting=20, n_trees=10),
     ],
     ids=lambda e: type(e).__name__,
 )
@@ -62,17 +64,17 @@ def test_estimators_pass_scikit_learn_check_estimator(estimator):
 @pytest.mark.parametrize("name", predictors.names())
 def test_every_registered_model_fits_archs_and_strings_and_tracks_a_simple_target(name):
     train, test = sample(120, seed=1)[:80], sample(60, seed=2)
-    small = {"gin": {"epochs": 60, "n_members": 2}, "mlp": {"epochs": 150, "n_members": 3}, "rf": {"n_estimators": 30}, "gbm": {"n_estimators": 60}}
+    small = {"gin": {"epochs": 60, "n_members": 2}, "mlp": {"epochs": 150, "n_members": 3}, "rf": {"n_estimators": 30}, "gbm": {"n_estimators": 60}, "trees": {"n_boosting": 60, "n_trees": 30}}
     model = make_predictor(name, SPACE, random_state=0, **small.get(name, {})).fit(train, conv_count(train))
     predicted = model.predict([SPACE.to_string(a) for a in test])
     assert predicted.shape == (len(test),)
     assert np.corrcoef(predicted, conv_count(test))[0, 1] > 0.7
 
 
-@pytest.mark.parametrize("name", ["rf", "gp", "mlp", "gin"])
+@pytest.mark.parametrize("name", ["rf", "gp", "mlp", "gin", "trees"])
 def test_models_with_uncertainty_return_a_nonnegative_std(name):
     archs = sample(40)
-    small = {"gin": {"epochs": 20, "n_members": 2}, "mlp": {"epochs": 30, "n_members": 3}, "rf": {"n_estimators": 10}}
+    small = {"gin": {"epochs": 20, "n_members": 2}, "mlp": {"epochs": 30, "n_members": 3}, "rf": {"n_estimators": 10}, "trees": {"n_boosting": 10, "n_trees": 10}}
     mean, std = make_predictor(name, SPACE, random_state=0, **small.get(name, {})).fit(archs, conv_count(archs)).predict(archs[:5], return_std=True)
     assert mean.shape == std.shape == (5,) and (std >= 0).all() and std.max() > 0
 
@@ -92,6 +94,14 @@ def test_random_forest_std_is_the_spread_of_its_trees():
     mean, std = model.predict(X[:3], return_std=True)
     np.testing.assert_allclose(mean, per_tree.mean(axis=0))
     np.testing.assert_allclose(std, per_tree.std(axis=0))
+
+
+def test_tree_ensemble_predicts_the_mean_of_its_three_members():
+    X = np.random.default_rng(0).random((30, 4))
+    model = TreeEnsemblePredictor(n_boosting=15, n_trees=7, random_state=0).fit(X, X.sum(axis=1))
+    members = [model.booster_.predict(X[:3])] + [forest.predict(X[:3]) for forest in model.forests_]
+    np.testing.assert_allclose(model.predict(X[:3]), np.mean(members, axis=0))
+    assert [type(f).__name__ for f in model.forests_] == ["RandomForestRegressor", "ExtraTreesRegressor"]
 
 
 def test_mlp_ensemble_is_reproducible_from_its_random_state():

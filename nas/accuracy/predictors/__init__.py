@@ -31,7 +31,8 @@ from nas.accuracy.predictors._base import (
     PredictorInputError,
     TooFewSamplesError,
 )
-from nas.accuracy.predictors._encoder import EFFECTIVE, ArchEncoder, ForeignArchError, UnknownEncodingError, effective_features, encoding_kinds, resolve_space
+from nas.accuracy.predictors._encoder import EFFECTIVE, EFFECTIVE_ZC, ArchEncoder, ForeignArchError, UnknownEncodingError, effective_features, encoding_kinds, resolve_space
+from nas.accuracy.predictors._ensemble import TreeEnsemblePredictor
 from nas.accuracy.predictors._gin import GINPredictor
 from nas.accuracy.predictors._gp import GPPredictor
 from nas.accuracy.predictors._mlp import MLPEnsemblePredictor
@@ -54,6 +55,7 @@ __all__ = [
     "PredictorSpec",
     "RandomForestPredictor",
     "TooFewSamplesError",
+    "TreeEnsemblePredictor",
     "UnknownEncodingError",
     "effective_features",
     "encoding_kinds",
@@ -96,6 +98,15 @@ predictors.add("gbm", PredictorSpec(GradientBoostingPredictor, "gradient-boosted
 predictors.add("mlp", PredictorSpec(MLPEnsemblePredictor, "ensemble of MLPs (PyTorch); uncertainty from the members' spread"))
 predictors.add("gp", PredictorSpec(GPPredictor, "Gaussian process, Matern kernel on standardised encodings; posterior std"))
 predictors.add(
+    "trees",
+    PredictorSpec(
+        TreeEnsemblePredictor,
+        "mean of gradient boosting, random forest and extra trees; on NB201 it adds label-free zero-cost scores"
+        " (effective_zc: each new cell scored once, about 0.05-0.1 CPU s, cached); uncertainty from the forests' trees",
+        preferred=(EFFECTIVE_ZC, EFFECTIVE, "onehot"),
+    ),
+)
+predictors.add(
     "gin",
     PredictorSpec(
         GINPredictor,
@@ -111,10 +122,10 @@ def make_predictor(name: str, space: SearchSpace | str, encoding: str | None = N
     """`Pipeline(encode -> model)` for predictor `name` on `space`; `params` go to the estimator.
 
     Args:
-        name: a registered predictor (`predictors.names()`): rf, gbm, mlp, gp, gin.
+        name: a registered predictor (`predictors.names()`): rf, gbm, trees, mlp, gp, gin.
         space: the SearchSpace or its name.
         encoding: one of the model's encodings for the space; None picks its best (effective for cell
-            spaces, adjacency for gin).
+            spaces, effective_zc for trees on NB201, adjacency for gin).
         params: estimator keyword parameters, e.g. `n_estimators=100`, `random_state=0`.
 
     Raises:

@@ -26,7 +26,7 @@ class PredictorProvider(MetricProvider):
     downstream mistakes an untrained guess for a value. Observing an arch again replaces its label.
 
     Args:
-        model: registered predictor name (rf, gbm, mlp, gp, gin).
+        model: registered predictor name (rf, gbm, trees, mlp, gp, gin).
         space: the space of the archs.
         encoding: the model's encoding; None picks its default.
         min_train: labels needed before predicting (at least the model's own minimum).
