@@ -42,11 +42,13 @@ Progress = Callable[[int, int], None]
 #: Models `fit_transfer` knows (see the module docstring).
 TRANSFER_MODELS = ("scale", "affine", "types")
 #: Weight of "each type's factor equals the shared factor" against the networks' relative errors ("types").
-PRIOR = 0.05
+PRIOR = 0.01
 #: Relative error beyond which a network's pull grows linearly (one odd network must not bend the rest).
 ROBUST_SCALE = 0.05
 #: Group of rows that are not operators (intercept, topology terms).
 REST = "rest"
+#: Key of the shared (machine-wide) factor among the fitted factors; it also prices a call that runs nothing.
+SHARED = "shared"
 
 
 def _group(key: str) -> str:
@@ -80,10 +82,10 @@ def fit_transfer(
     s0 = float(np.median(measured / predicted))
     if model == "scale":
         (s,) = _relative_fit(predicted[:, None], measured, np.array([s0]))
-        return {REST: float(s), **{g: float(s) for g in _groups(lut, space)}}, 0.0
+        return {SHARED: float(s), REST: float(s), **{g: float(s) for g in _groups(lut, space)}}, 0.0
     if model == "affine":
         s, a = _relative_fit(np.column_stack([predicted, np.ones(len(archs))]), measured, np.array([s0, 0.0]))
-        return {REST: float(s), **{g: float(s) for g in _groups(lut, space)}}, float(a)
+        return {SHARED: float(s), REST: float(s), **{g: float(s) for g in _groups(lut, space)}}, float(a)
     groups, sums, _ = _sums_by_op(lut, space, archs, layer_kwargs)
     design = np.column_stack([predicted - sums.sum(axis=1), sums])  # REST first, then each group's sum
     names = [REST, *groups]
@@ -92,7 +94,7 @@ def fit_transfer(
     x = _relative_fit(np.column_stack([design, np.zeros(len(archs))]), measured, np.full(len(names) + 1, s0), prior_rows)
     shared = float(x[-1])
     factors = {name: max(float(v), 0.0) for name, v in zip(names, x[:-1])}
-    return {**{g: shared for g in _groups(lut, space)}, **factors}, 0.0
+    return {SHARED: shared, **{g: shared for g in _groups(lut, space)}, **factors}, 0.0
 
 
 def _groups(lut: LUT, space: SearchSpace) -> list[str]:
@@ -140,8 +142,8 @@ def calibrated_lut(lut: LUT, space: SearchSpace, archs: Sequence[Arch], measured
     meta.setdefault("history", []).append(_history_entry(lut, space.name))
     meta.pop("sha256", None)
     build = meta.setdefault("build", {}).setdefault(space.name, {})
-    if isinstance(build.get("null_ms"), list):  # a call that runs nothing costs what it costs here
-        build["null_ms"] = [v * factors.get(REST, 1.0) for v in build["null_ms"]]
+    if isinstance(build.get("null_ms"), list):  # a call that runs nothing: the machine-wide factor, not the intercept's
+        build["null_ms"] = [v * factors[SHARED] for v in build["null_ms"]]
     here = fingerprint(meta.get("backend"), meta.get("threads"), cpu=cpu_info())
     meta["machine"], meta["cpu"] = here, here["cpu"]
     result = LUT(apply_transfer(lut, space.name, factors, added), meta, lut.path)
