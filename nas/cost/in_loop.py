@@ -136,7 +136,9 @@ def _all_references(space_name: str, data_dir: str | None) -> ReferenceTables:
     devices = table_devices(space_name)
     frame = tables.nb201(devices=list(devices), data_dir=data_dir)
     pool = ArchPool(space, [space.from_string(s) for s in frame["arch"]])
-    return ReferenceTables(pool, frame[[f"latency@{d}" for d in devices]].to_numpy(dtype=float), devices)
+    full = ReferenceTables(pool, frame[[f"latency@{d}" for d in devices]].to_numpy(dtype=float), devices)
+    full.smoothed  # noqa: B018 - smoothed once here; each run's `select` keeps its columns instead of smoothing again
+    return full
 
 
 def reference_tables(space: SearchSpace, *, exclude: Sequence[str] = (), devices: Sequence[str] | None = None, data_dir: str | None = None) -> ReferenceTables:
