@@ -10,8 +10,12 @@ which only the built module shows (`nas.cost.memory`).
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any, Literal
 
+import numpy as np
+
+from nas.cost.features import signature_counts
 from nas.cost.memory import peak_activation_bytes
 from nas.objectives import PerArchProvider, Tier
 from nas.spaces.base import Arch, InputSpec, LayerSignature, SearchSpace
@@ -92,16 +96,33 @@ class CountProvider(PerArchProvider):
         self._counter = _COUNTERS.get(kind)
         self._per_signature: dict[LayerSignature, int] = {}
 
+    def evaluate(self, archs: Sequence[Arch]) -> np.ndarray:
+        """Counts of many archs at once: one sparse product of their signature counts (`signature_counts`,
+        from the space's per-choice parts where it has them) with each signature's count; a whole space
+        takes a fraction of a second instead of listing every arch's layers. Exact: integer sums well
+        below 2**53, divided by 1e6 as `_value` does."""
+        if self._counter is None:
+            return super().evaluate(archs)
+        if "_cache" not in self.__dict__:
+            self._cache = {}
+        todo = [a for a in dict.fromkeys(archs) if a not in self._cache]
+        if todo:
+            counts, sigs = signature_counts(self.space, todo, **self._input())
+            totals = counts @ np.array([self._of(sig) for sig in sigs], dtype=np.float64)
+            self._cache.update(zip(todo, (totals / 1e6).tolist()))
+        return np.array([self._cache[a] for a in archs], dtype=float)
+
+    def _of(self, sig: LayerSignature) -> int:
+        value = self._per_signature.get(sig)
+        if value is None:
+            value = self._per_signature[sig] = self._counter(sig)  # type: ignore[misc]
+        return value
+
     def _value(self, arch: Arch) -> float:
+        """The count of one arch, summed over its listed layers (`evaluate` gives the same, batched)."""
         if self._counter is None:
             return self._peak_memory(arch)
-        total = 0
-        for sig in self.space.layers(arch, **self._input()):
-            value = self._per_signature.get(sig)
-            if value is None:
-                value = self._per_signature[sig] = self._counter(sig)
-            total += value
-        return total / 1e6
+        return sum(self._of(sig) for sig in self.space.layers(arch, **self._input())) / 1e6
 
     def _peak_memory(self, arch: Arch) -> float:
         import torch

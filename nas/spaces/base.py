@@ -283,16 +283,15 @@ class SearchSpace(ABC):
     # --- encodings ----------------------------------------------------------------------------
     def index_matrix(self, archs: Sequence[Arch]) -> np.ndarray:
         """`n_archs x n_decisions` integer matrix of choice indices (the integer encoding)."""
-        lookup = [{c: i for i, c in enumerate(d.choices)} for d in self.decisions]
-        return np.array(
-            [[lookup[j][a[d.name]] for j, d in enumerate(self.decisions)] for a in archs], dtype=np.int64
-        ).reshape(len(archs), len(self.decisions))
+        decisions = [(d.name, {c: i for i, c in enumerate(d.choices)}) for d in self.decisions]
+        return np.array([[lookup[a[name]] for name, lookup in decisions] for a in archs], dtype=np.int64).reshape(len(archs), len(decisions))
 
     def from_index_matrix(self, indices: np.ndarray) -> list[Arch]:
         """Inverse of `index_matrix`."""
         names = [d.name for d in self.decisions]
         choices = [d.choices for d in self.decisions]
-        return [Arch({n: choices[j][int(row[j])] for j, n in enumerate(names)}) for row in np.asarray(indices)]
+        rows = np.asarray(indices).tolist()  # Python ints: indexing numpy scalars is what made listing slow
+        return [Arch(zip(names, [c[i] for c, i in zip(choices, row)])) for row in rows]
 
     def encoding_kinds(self) -> list[str]:
         return ["integer", "onehot"]
