@@ -33,12 +33,13 @@ from __future__ import annotations
 import ast
 import math
 import re
+from collections import Counter
 from collections.abc import Mapping, Sequence
 from typing import Any, NamedTuple
 
 import numpy as np
 
-from nas.spaces.base import Arch, Choice, Decision, InputSpec, InvalidArchError, LayerSignature, SearchSpace
+from nas.spaces.base import Arch, Choice, Decision, InputSpec, InvalidArchError, LayerPart, LayerSignature, SearchSpace
 
 #: DARTS's candidate operations, in the order of its `PRIMITIVES` (the choice order of every op decision).
 OPS: tuple[str, ...] = (
@@ -197,43 +198,67 @@ def _network_program(
     stem = p.make("conv", LayerSignature("conv", (1, in_channels, height, width), out_channels=c_stem, kernel=3), (_INPUT,), False)
     stem = p.op("bn", stem, c_stem, height, width, mergeable=False)
     s0, s1 = stem, stem
-    c_pp, c_p, c = c_stem, c_stem, channels
-    size_pp, size_p = (height, width), (height, width)
-    reductions = reduction_cells(layers)
-    reduction_prev = False
-    for i in range(layers):
-        reduction = i in reductions
-        if reduction:
-            c *= 2
-        if reduction_prev:
-            t0 = p.factorized_reduce(s0, c_pp, c, *size_pp)
+    c_p, size_p = c_stem, (height, width)
+    for g in _cell_geometries(channels=channels, layers=layers, stem_multiplier=stem_multiplier, height=height, width=width):
+        if g.reduction_prev:
+            t0 = p.factorized_reduce(s0, g.c_pp, g.c, *g.size_pp)
         else:
-            t0 = p.relu_conv_bn(s0, c_pp, c, *size_pp)
-        t1 = p.relu_conv_bn(s1, c_p, c, *size_p)
-        h, w = size_p
-        out_h, out_w = (_conv_out(h, 3, 2), _conv_out(w, 3, 2)) if reduction else (h, w)
+            t0 = p.relu_conv_bn(s0, g.c_pp, g.c, *g.size_pp)
+        t1 = p.relu_conv_bn(s1, g.c_p, g.c, *g.size_p)
         states = [t0, t1]
-        for edges in cells["reduce" if reduction else "normal"]:
-            outs = []
-            for src, op in edges:
-                if op == "none":
-                    continue
-                stride = 2 if reduction and src < 2 else 1
-                in_h, in_w = (h, w) if src < 2 else (out_h, out_w)
-                outs.append(p.edge(op, states[src], c, in_h, in_w, stride))
+        for edges in cells["reduce" if g.reduction else "normal"]:
+            outs = [_node_edge(p, g, op, states[src], src) for src, op in edges if op != "none"]
             if not outs:
                 states.append(_ZEROS)
             elif len(outs) == 1:
                 states.append(outs[0])
             else:
-                states.append(p.make("add", LayerSignature("add", (1, c, out_h, out_w), out_channels=c), tuple(outs)))
+                states.append(p.make("add", LayerSignature("add", (1, g.c, *g.size_out), out_channels=g.c), tuple(outs)))
         s0, s1 = s1, p.make("concat", None, tuple(states[n] for n in CONCAT))
-        c_pp, c_p = c_p, MULTIPLIER * c
-        size_pp, size_p = size_p, (out_h, out_w)
-        reduction_prev = reduction
+        c_p, size_p = MULTIPLIER * g.c, g.size_out
     pooled = p.op("global_avgpool", s1, c_p, *size_p)
     logits = p.make("linear", LayerSignature("linear", (1, c_p), out_channels=num_classes, bias=True), (pooled,), False)
     return p, logits
+
+
+class _CellGeometry(NamedTuple):
+    """Where one cell of the network sits: its kind, its inputs' channels and sizes, its own."""
+
+    reduction: bool
+    reduction_prev: bool
+    c_pp: int
+    c_p: int
+    c: int
+    size_pp: tuple[int, int]
+    size_p: tuple[int, int]
+    size_out: tuple[int, int]
+
+
+def _cell_geometries(*, channels: int, layers: int, stem_multiplier: int, height: int, width: int) -> list[_CellGeometry]:
+    """Every cell's `_CellGeometry`, in order (DARTS's channel doubling and stride-2 reduction cells)."""
+    c_stem = stem_multiplier * channels
+    c_pp, c_p, c = c_stem, c_stem, channels
+    size_pp, size_p = (height, width), (height, width)
+    reductions = reduction_cells(layers)
+    reduction_prev = False
+    out = []
+    for i in range(layers):
+        reduction = i in reductions
+        if reduction:
+            c *= 2
+        h, w = size_p
+        size_out = (_conv_out(h, 3, 2), _conv_out(w, 3, 2)) if reduction else (h, w)
+        out.append(_CellGeometry(reduction, reduction_prev, c_pp, c_p, c, size_pp, size_p, size_out))
+        c_pp, c_p = c_p, MULTIPLIER * c
+        size_pp, size_p = size_p, size_out
+        reduction_prev = reduction
+    return out
+
+
+def _node_edge(p: _Program, g: _CellGeometry, op: str, x: int, src: int) -> int:
+    """One live edge of a node of the cell at `g`, reading state `src` (`x`)."""
+    stride = 2 if g.reduction and src < 2 else 1
+    return p.edge(op, x, g.c, *(g.size_p if src < 2 else g.size_out), stride)
 
 
 def _select(p: _Program, output: int, *, live_only: bool, fold_constants: bool) -> list[LayerSignature]:
@@ -718,3 +743,50 @@ class DartsSpace(SearchSpace):
             merge=merge_identical,
         )
         return _select(program, output, live_only=live_only, fold_constants=fold_constants)
+
+    def layer_parts(
+        self,
+        *,
+        input_spec: InputSpec | None = None,
+        dataset: str | None = None,
+        num_classes: int | None = None,
+        input_size: int | None = None,
+        live_only: bool = False,
+        fold_constants: bool = False,
+        merge_identical: bool = False,
+    ) -> tuple[LayerPart, ...] | None:
+        """`layers(arch, ...)` as parts: what every network runs (stem, each cell's preprocessing, head),
+        and per node of each cell kind, its two edges and their sum in every cell of that kind.
+
+        Why only without graph-optimiser options: what is live, constant or shared then depends on
+        several nodes and cells at once, so those are counted arch by arch (None).
+        """
+        if live_only or fold_constants or merge_identical:
+            return None
+        spec = self._resolve_input(input_spec, dataset, num_classes)
+        height, width = (int(input_size), int(input_size)) if input_size is not None else (spec.height, spec.width)
+        if height < 1 or width < 1:
+            raise ValueError(f"need input_size >= 1; got {height} x {width}")
+        shape = {"channels": self.channels, "layers": self.n_layers, "stem_multiplier": self.stem_multiplier, "height": height, "width": width}
+        nothing = ((0, "none"), (1, "none"))
+        program, output = _network_program(
+            {cell: [nothing] * len(NODES) for cell in CELLS}, in_channels=spec.channels, num_classes=spec.classes, merge=False, **shape
+        )
+        fixed = Counter(_select(program, output, live_only=False, fold_constants=False))
+        geometries = _cell_geometries(**shape)
+
+        def node_part(cell: str, n: int) -> LayerPart:
+            where = [g for g in geometries if g.reduction == (cell == "reduce")]
+
+            def counts(choices: tuple[Choice, ...]) -> Counter[LayerSignature]:
+                pair, op0, op1 = choices
+                p = _Program(merge=False)
+                for g in where:
+                    live = [_node_edge(p, g, str(op), _INPUT, src) for src, op in zip(_unpair(pair), (op0, op1)) if op != "none"]
+                    if len(live) == 2:
+                        p.make("add", LayerSignature("add", (1, g.c, *g.size_out), out_channels=g.c), tuple(live))
+                return Counter(_select(p, _INPUT, live_only=False, fold_constants=False))
+
+            return LayerPart((f"{cell}_{n}_inputs", f"{cell}_{n}_op0", f"{cell}_{n}_op1"), counts)
+
+        return (LayerPart((), lambda choices: fixed), *(node_part(cell, n) for cell in CELLS for n in NODES))
