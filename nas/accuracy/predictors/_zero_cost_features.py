@@ -55,7 +55,8 @@ class ProxySettings:
 
     On the 725 NB201 archs of benchmarks/zero_cost.py, the short network at 16x16 kept each proxy's
     Spearman with the 200-epoch accuracy within 0.03 of the full network's at 32x32 (nwot 0.79-0.84,
-    jacob_cov 0.76-0.79, synflow 0.73-0.76) at 0.10 instead of 0.7-0.8 CPU s per arch (busy 2-core box).
+    jacob_cov 0.76-0.79, synflow 0.73-0.76) at about 0.09 instead of 0.7-0.8 CPU s per arch (busy 2-core
+    AMD EPYC box): the 9,445 effective NB201 cells take about 14 CPU minutes once, then come from the cache.
     """
 
     batch: int = 32
