@@ -126,7 +126,7 @@ def report(frame: pd.DataFrame, space: str, source: Path, seeds: int) -> str:
         *([ANCHORS, ""] if space == "nb201" else []),
         "## Mean Spearman over devices",
         "",
-        _table_md(mean, "method", "k", "spearman"),
+        _table_md(mean, "method", "k", "spearman", "{:.4f}"),
         "",
         "## Mean Kendall tau-b over devices",
         "",
@@ -163,6 +163,9 @@ def report(frame: pd.DataFrame, space: str, source: Path, seeds: int) -> str:
     if len(behind):
         out += [f"At K={k_shown} the transfer model does not beat the nearest device on: "
                 + ", ".join(f"{d} ({r['transfer']:.4f} vs {r['nearest']:.4f})" for d, r in behind.iterrows()) + ".", ""]
+    closest = (k_rows["transfer"] - k_rows["nearest"]).sort_values().head(3)
+    out += [f"Smallest margins of transfer over nearest at K={k_shown}: "
+            + ", ".join(f"{d} {m:+.5f}" for d, m in closest.items()) + " (mean over the seeds).", ""]
     return "\n".join(out)
 
 
