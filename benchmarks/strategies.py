@@ -10,8 +10,10 @@ whole table. Seeds run in `--workers` processes.
 
     python benchmarks/strategies.py                         # the full comparison (long: BO/GP are slow)
     # the committed results/strategies.*: --strategies random,evolution,aging,rl,local,bo,optuna-nsga2,optuna-tpe,optuna-gp
-    #     --limits bo=10:100,optuna-gp=5:100 (26 min); results/strategies_bo300.*: --strategies bo --limits bo=3:300
-    #     --budgets 100,300 --out benchmarks/results/strategies_bo300 (11 min); results/strategies_bananas.*: the six
+    #     --limits bo=10:100,optuna-gp=5:100 (26 min); results/strategies_bo300.*: the 2-objective cases, --strategies bo
+    #     --limits bo=3:300 --budgets 100,300 --out benchmarks/results/strategies_bo300; results/strategies_ehvi3d.*:
+    #     --cases 3obj --strategies bo,bo-parego,optuna-gp,optuna-tpe --seeds 5 --budgets 100,300
+    #     --limits bo=5:300,bo-parego=5:300,optuna-gp=5:100 (each ~5 min on 16 cores); results/strategies_bananas.*: the six
     #     devices, --strategies bananas --seeds 3 --budgets 50,100 --limits bananas=3:100 --workers 1 (15 min)
     python benchmarks/strategies.py --cases raspi4 --strategies random,evolution --seeds 2   # quick
 Writes benchmarks/results/strategies.csv, strategies_curves.csv, strategies.md and strategies.png.
@@ -46,7 +48,10 @@ SLOW = {"bo", "bananas", "optuna-gp"}
 OPTIONS = {"optuna-gp": {"n_startup_trials": 10}}
 #: Labelled variants of a strategy (label -> (registered strategy, its options)), so a change and what it
 #: replaced run side by side in one process: `--strategies bo,bo-parego`.
-VARIANTS: dict[str, tuple[str, dict]] = {"bo-parego": ("bo", {"exact_3d": False})}
+VARIANTS: dict[str, tuple[str, dict]] = {
+    "bo-parego": ("bo", {"exact_3d": False, "hunt_below": 0.0}),  # bo before the 3-D EHVI: ParEGO on 3 objectives
+    "bo-exact": ("bo", {"hunt_below": 0.0}),  # 3-D EHVI without the late switch to P(non-dominated)
+}
 
 
 @dataclass(frozen=True)
