@@ -3,7 +3,8 @@
 Why: a LUT's validation figures cannot be better than the measurement they are checked against. This
 script times the same random NB201 networks (CIFAR-10 network, 1x3x32x32, batch 1, 1 thread) through
 PyTorch eager, ONNX Runtime and TVM, each in `--processes` fresh processes run one after the other, with
-the LUT builder's timing (`nas.cost.build.DEFAULT_TIMING`: 50 batched samples of ~2 ms, thread CPU time)
+the LUT builder's timing (`nas.cost.build.DEFAULT_TIMING`: 200 batched samples of ~0.5 ms since
+2026-11-26, 50 of ~2 ms in the stored results; thread CPU time)
 and reports, per backend, over networks:
 
 - within a process: (max - min) / median of the 50 samples, and (median - min) / min;

@@ -80,3 +80,8 @@ def test_no_warning_for_a_lut_of_this_machine(monkeypatch):
     with warnings.catch_warnings():
         warnings.simplefilter("error")
         warn_if_other_machine({"kind": "measured", "backend": "torch", "threads": 1, "machine": fingerprint("torch", 1)}, "here.csv")
+
+
+def test_a_built_lut_records_this_machine_and_raises_no_warning_here(tiny_torch_lut):
+    assert tiny_torch_lut.meta["machine"] == fingerprint("torch", 1)
+    assert other_machine_message(tiny_torch_lut.meta, "tiny.csv") is None
