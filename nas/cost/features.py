@@ -20,6 +20,7 @@ Term kinds (registered in `term_kinds`, listed by `term_kinds.names()`):
 
 from __future__ import annotations
 
+import threading
 import weakref
 from collections import OrderedDict
 from collections.abc import Callable, Mapping, Sequence
@@ -159,6 +160,7 @@ class _PartTable:
         self._cols: list[np.ndarray] = []
         self._vals: list[np.ndarray] = []
         self._matrix: sp.csr_matrix | None = None
+        self._lock = threading.Lock()
         # a part may return one mapping for many choices (NB201: one per multiset of cell steps); each
         # is converted to columns once, and kept with its arrays so its id is never reused meanwhile
         self._converted: dict[int, tuple[Mapping[LayerSignature, int], np.ndarray, np.ndarray]] = {}
@@ -198,7 +200,15 @@ class _PartTable:
 
     def counts(self, indices: np.ndarray) -> sp.csr_matrix:
         """`n_archs x len(signatures)` counts of the archs whose choice indices are `indices`
-        (`n_archs x n_decisions`, as `SearchSpace.index_matrix`)."""
+        (`n_archs x n_decisions`, as `SearchSpace.index_matrix`).
+
+        Under a lock: threads of one study (`study.optimize(n_jobs=...)`) share providers and so this
+        table, and a row's id is its position among rows appended so far.
+        """
+        with self._lock:
+            return self._counts(indices)
+
+    def _counts(self, indices: np.ndarray) -> sp.csr_matrix:
         n, k = len(indices), len(self.parts)
         rows = np.empty((n, k), dtype=np.int64)
         for p, (pos, radix) in enumerate(zip(self.positions, self.radices)):

@@ -174,3 +174,19 @@ def test_params_and_flops_of_every_space_equal_per_arch_sums(name):
     assert [provider._value(a) for a in archs[:5]] == flops[:5].tolist()
     # cached values are returned for repeats, in the order asked
     assert np.array_equal(provider.evaluate(archs[::-1] + archs[:3]), np.concatenate([flops[::-1], flops[:3]]))
+
+
+def test_threads_sharing_one_space_count_like_per_arch_listing():
+    """Threads of one study share providers and so one part table (`study.optimize(n_jobs=...)`)."""
+    import threading
+
+    space = FBNetSpace()
+    batches = [_sample(space, 120, seed=10 + t) for t in range(6)]
+    results: dict[int, tuple[sp.csr_matrix, list]] = {}
+    threads = [threading.Thread(target=lambda t=t: results.__setitem__(t, signature_counts(space, batches[t]))) for t in range(6)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    for t, batch in enumerate(batches):
+        assert (results[t][0] != _aligned(results[t], signature_counts_by_layers(space, batch))).nnz == 0
