@@ -31,10 +31,10 @@ import numpy as np
 import pandas as pd
 from scipy.optimize import least_squares
 
-from nas.cost.build import load_average, measure_archs
+from nas.cost.build import load_average, measure_archs, timing_settings
 from nas.cost.lut import INTERCEPT, LUT, LUTError
 from nas.cost.machine import cpu_info, fingerprint, recorded_fingerprint
-from nas.cost.validate import _check_backend, _layer_kwargs, _sums_by_op, _timing, accuracy_figures, calibration_group, random_archs, used_archs
+from nas.cost.validate import _check_backend, _layer_kwargs, _sums_by_op, accuracy_figures, calibration_group, random_archs, used_archs
 from nas.spaces.base import Arch, SearchSpace
 
 Progress = Callable[[int, int], None]
@@ -127,6 +127,7 @@ def _history_entry(lut: LUT, space: str) -> dict[str, Any]:
         "sha256": meta.get("sha256", lut.digest()),
         "machine": recorded_fingerprint(meta),
         "build_date": meta.get("build", {}).get(space, {}).get("date"),
+        "timing": meta.get("build", {}).get(space, {}).get("timing"),
         "calibration": {k: v for k, v in meta.get("calibration", {}).get(space, {}).items()},
         "validation": meta.get("validation", {}).get(space),
         "latency_ms": lut.costs(space),
@@ -193,13 +194,16 @@ def calibrate_here(
     layer_kwargs = _layer_kwargs(lut, space, dataset)
     archs = random_archs(space, n_archs, seed, exclude=used_archs(lut, space.name))
     lut.predict(space, archs, **layer_kwargs)  # a missing signature fails here, before measuring
+    # Today's default timing, not the LUT's: the refit absorbs how its operators were timed, and networks
+    # here are best timed the robust way; later validations time them the same way (build timing updated).
+    settings = timing_settings(timing, threads)
     load_before = load_average()
     measured, per_process = measure_archs(
-        space, archs, backend, processes=processes, threads=threads, timing=_timing(lut, space, timing, threads), seed=seed,
-        progress=progress, **layer_kwargs,
+        space, archs, backend, processes=processes, threads=threads, timing=settings, seed=seed, progress=progress, **layer_kwargs,
     )
     result = calibrated_lut(lut, space, archs, measured, model=model, **layer_kwargs)
+    result.meta["build"][space.name]["timing"] = settings
     result.meta["calibration"][space.name].update(
-        seed=seed, processes=processes, load_before=load_before, load_after=load_average(), per_process_ms=per_process.tolist()
+        seed=seed, processes=processes, timing=settings, load_before=load_before, load_after=load_average(), per_process_ms=per_process.tolist()
     )
     return result
