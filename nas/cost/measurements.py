@@ -30,7 +30,6 @@ from nas.cost.fit import (
     cross_validate,
     cv_figures,
     fit_with_model,
-    validation_figures,
 )
 from nas.cost.lut import LUT, LUTError
 from nas.spaces.base import Arch, InvalidArchError, SearchSpace
@@ -213,6 +212,11 @@ def fit_from_measurements(
     else:
         assert samples is not None
         fit_rows = sample_rows(k, samples, seed)
+        if k - samples < 2:
+            raise MeasurementError(
+                f"--samples {samples} leaves {k - samples} of the {k} measured rows of column {device!r} to validate on; "
+                "leave at least 2, or omit --samples to fit on all of them with a cross-validated error"
+            )
     try:
         pool = ArchPool(measurements.space, measurements.archs)
     except FitError as exc:
@@ -255,9 +259,9 @@ def fit_from_measurements(
     else:
         held = np.ones(k, dtype=bool)
         held[fit_rows] = False
-        validation |= {"estimate": "held-out", "heldout": "every measured row of the source not used for fitting", **validation_figures(predicted[held], measured[held])}
+        validation |= {"estimate": "held-out", "heldout": "every measured row of the source not used for fitting", **cv_figures(predicted[held], measured[held])}
         if teacher is not None:
-            validation["before_distillation"] = validation_figures(teacher[held], measured[held])
+            validation["before_distillation"] = cv_figures(teacher[held], measured[held])
     if fitted.model is not None:
         validation["distillation"] = lut.meta["fit"][measurements.space.name]["distillation"]
     if np.all(measured == np.round(measured)):

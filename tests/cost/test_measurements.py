@@ -144,6 +144,7 @@ def _write(tmp_path, frame: pd.DataFrame) -> str:
         (_measured_only(2), ["--device", "cpu"], "has 2 measured row(s); fitting on all of them with a cross-validated error needs at least 3"),
         (_measured_only(6), ["--device", "cpu", "--cv-folds", "7"], "--cv-folds 7 must be between 2 and the 6 measured rows"),
         (_measured_only(6), ["--device", "cpu", "--cv-folds", "1"], "--cv-folds 1 must be between 2 and the 6 measured rows"),
+        (_measured_only(6), ["--device", "cpu", "--samples", "5"], "--samples 5 leaves 1 of the 6 measured rows of column 'cpu' to validate on"),
         (None, ["--device", "cpu", "--reference-devices", "gpu,npu"], "has no column 'npu'"),
         (lambda f: f.drop(columns=["arch_str"]), ["--device", "cpu"], "has no 'arch_str' column"),
     ],
