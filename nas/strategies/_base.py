@@ -1,8 +1,10 @@
 """What every `nas` strategy shares: an Optuna sampler that proposes whole architectures.
 
-Why a sampler: Optuna keeps the trial history in its storage, so a strategy that rebuilds its state from
-`study.get_trials()` works after a resume and across any number of workers sharing one study. The
-architecture is sampled as one relative sample over all the space's decisions (categorical params).
+Why a sampler: Optuna keeps the trial history in its storage, so a strategy whose state is a function of
+the study's trials works after a resume and across any number of workers sharing one study. The
+architecture is sampled as one relative sample over all the space's decisions (categorical params). The
+history is read once per ask and kept incrementally (`nas.strategies._history`): finished trials are
+parsed once, so an ask costs the same at trial 2,000 as at trial 20.
 """
 
 from __future__ import annotations
@@ -17,11 +19,12 @@ import numpy as np
 from optuna.distributions import BaseDistribution, CategoricalDistribution
 from optuna.samplers import BaseSampler, RandomSampler
 from optuna.samplers._base import _process_constraints_after_trial  # what Optuna's own samplers call
-from optuna.study import Study, StudyDirection
+from optuna.study import Study
 from optuna.trial import FrozenTrial, TrialState
 
 from nas.objectives import Constraint, MetricProvider, Mode, ObjectiveSet
 from nas.spaces.base import Arch, SearchSpace
+from nas.strategies._history import History, TrialLedger, TrialRecord, TrialView
 
 #: Trial user attribute holding Optuna-style constraint values (<= 0 satisfied).
 CONSTRAINTS_ATTR = "constraints"
@@ -91,15 +94,6 @@ class SearchContext:
         return ok
 
 
-@dataclass(frozen=True)
-class History:
-    """Completed trials as arrays: `archs`, `F` (`n x n_objectives`, minimised), `violation` (`n`, 0 = feasible)."""
-
-    archs: list[Arch]
-    F: np.ndarray
-    violation: np.ndarray
-
-
 def interrupted(trial: FrozenTrial) -> bool:
     """Whether a kill or Ctrl-C ended `trial` (FAIL without `ERROR_ATTR`), as opposed to a failed evaluation."""
     return trial.state == TrialState.FAIL and ERROR_ATTR not in trial.user_attrs
@@ -130,6 +124,9 @@ class ArchSampler(BaseSampler):
     history's feasibility, and the same seed gives the same proposals, after a reload or a resume too.
     """
 
+    #: Attributes a subclass derives from the study's history (folds): None in a pickled copy, rebuilt on use.
+    _derived: tuple[str, ...] = ()
+
     def __init__(
         self,
         space: SearchSpace,
@@ -149,6 +146,8 @@ class ArchSampler(BaseSampler):
         self._fallback = RandomSampler(seed=seed)
         self._distributions = space_distributions(space)
         self._propose_lock = threading.Lock()
+        self._ledger = TrialLedger()
+        self._active: tuple[int, TrialView] | None = None  # (thread, view) of the proposal being made
 
     def reseed_rng(self) -> None:
         self._rng.seed()
@@ -175,18 +174,30 @@ class ArchSampler(BaseSampler):
         # marked on its trial before the next thread's proposal reads the history, so none is made twice.
         # (Processes are kept apart by the search loop's ask lock, which is as wide as the storage.)
         with self._propose_lock:
-            arch = self.propose(study, trial, self.trial_rng(study, trial))
+            # one read of the study per proposal: seen, history and step of this ask all come from it
+            self._active = (threading.get_ident(), self._ledger.refresh(study, self._record))
+            try:
+                arch = self.propose(study, trial, self.trial_rng(study, trial))
+            finally:
+                self._active = None
             study._storage.set_trial_system_attr(trial._trial_id, PROPOSED_ATTR, self.space.to_string(arch))
         return {name: arch[name] for name in ours if name not in fixed}
 
     def __getstate__(self) -> dict[str, Any]:
         state = dict(self.__dict__)
         del state["_propose_lock"]  # a lock does not pickle; the copy gets its own
+        # the ledger and what subclasses fold from it are derived from the study (the ledger holds its
+        # storage): the copy reads the study afresh
+        del state["_ledger"], state["_active"]
+        for name in self._derived:
+            state[name] = None
         return state
 
     def __setstate__(self, state: dict[str, Any]) -> None:
         self.__dict__.update(state)
         self._propose_lock = threading.Lock()
+        self._ledger = TrialLedger()
+        self._active = None
 
     def trial_rng(self, study: Study, trial: FrozenTrial) -> np.random.Generator:
         """The generator of `trial`'s proposal.
@@ -205,7 +216,7 @@ class ArchSampler(BaseSampler):
         Strategies use it wherever they would use `trial.number` (stratification steps, weight sweeps), so
         an interruption shifts nothing.
         """
-        return counted_before(study.get_trials(deepcopy=False), trial.number)
+        return self.view(study).step(trial.number)
 
     def sample_independent(self, study: Study, trial: FrozenTrial, param_name: str, param_distribution: BaseDistribution) -> Any:
         return self._fallback.sample_independent(study, trial, param_name, param_distribution)
@@ -228,37 +239,38 @@ class ArchSampler(BaseSampler):
         except (KeyError, ValueError, TypeError):
             return None
 
+    def view(self, study: Study) -> TrialView:
+        """The study as this ask sees it: the proposal's one read while proposing, else a fresh read."""
+        active = self._active
+        if active is not None and active[0] == threading.get_ident():
+            return active[1]
+        return self._ledger.refresh(study, self._record)
+
     def seen(self, study: Study) -> set[Arch]:
         """Every architecture already proposed in this study, including proposals whose trial has not
         stored its params yet; not those of interrupted trials (a resumed run queues their architecture
         again, or, when the kill came before the params were stored, proposes it again at the same step)."""
-        out = set()
-        for t in study.get_trials(deepcopy=False):
-            if interrupted(t):
-                continue
-            arch = self.arch_of(t)
-            if arch is None and PROPOSED_ATTR in t.system_attrs:
-                try:
-                    arch = self.space.from_string(t.system_attrs[PROPOSED_ATTR])
-                except (KeyError, ValueError):
-                    arch = None
-            if arch is not None:
-                out.add(arch)
-        return out
+        return self.view(study).seen()
 
     def history(self, study: Study) -> History:
-        trials = [t for t in study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,)) if t.values is not None]
-        archs, rows, viol = [], [], []
-        signs = np.array([1.0 if d == StudyDirection.MINIMIZE else -1.0 for d in study.directions])
-        for t in trials:
-            arch = self.arch_of(t)
-            if arch is None or not np.all(np.isfinite(t.values)):
-                continue
-            archs.append(arch)
-            rows.append(np.asarray(t.values, dtype=float) * signs)
-            viol.append(self.violation_of(t))
-        F = np.array(rows, dtype=float).reshape(len(rows), len(signs))
-        return History(archs, F, np.array(viol, dtype=float))
+        """Completed trials with finite values, in trial order (read-only arrays, shared until the next trial)."""
+        return self.view(study).history
+
+    def _record(self, trial: FrozenTrial, signs: np.ndarray) -> TrialRecord:
+        """What the ledger keeps of `trial` (parsed once when finished): see `TrialRecord`."""
+        counted = not interrupted(trial)
+        arch = self.arch_of(trial)
+        mark = arch
+        if mark is None and PROPOSED_ATTR in trial.system_attrs:
+            try:
+                mark = self.space.from_string(trial.system_attrs[PROPOSED_ATTR])
+            except (KeyError, ValueError):
+                mark = None
+        row, violation = None, 0.0
+        if trial.state == TrialState.COMPLETE and trial.values is not None and arch is not None and np.all(np.isfinite(trial.values)):
+            row = np.asarray(trial.values, dtype=float) * signs
+            violation = self.violation_of(trial)
+        return TrialRecord(trial.number, counted, mark if counted else None, arch, row, violation)
 
     def violation_of(self, trial: FrozenTrial) -> float:
         """Total constraint violation of a finished trial (0 = feasible).

@@ -13,7 +13,7 @@ from optuna.trial import FrozenTrial
 
 from nas.spaces.base import Arch, SearchSpace
 from nas.strategies._base import ArchSampler, ConstraintsFunc, SearchContext
-from nas.strategies._modes import fitness_order
+from nas.strategies._modes import FoldedElite, best_first, fitness_order
 
 
 class LocalSearchSampler(ArchSampler):
@@ -32,6 +32,8 @@ class LocalSearchSampler(ArchSampler):
         8
     """
 
+    _derived = ("_elite",)
+
     def __init__(
         self,
         space: SearchSpace,
@@ -47,19 +49,28 @@ class LocalSearchSampler(ArchSampler):
             raise ValueError(f"n_initial and width must be >= 1, got {n_initial}, {width}")
         self.n_initial = n_initial
         self.width = width
+        self._elite: FoldedElite | None = None  # the history's rows that can still be among the best `width`
 
     def propose(self, study: Study, trial: FrozenTrial, rng: np.random.Generator) -> Arch:
-        seen = self.seen(study)
-        hist = self.history(study)
+        view = self.view(study)
+        seen = view.seen()
+        hist = view.history
         if len(hist.archs) < self.n_initial:
             return self.random_unseen(rng, seen)
         objectives = self.context.objectives if self.context else None
         mode = self.context.mode if self.context else None
-        order = fitness_order(hist.F, hist.violation, objectives, mode, self.step(study, trial))
-        best = order[: self.width]
+        step = view.step(trial.number)
+        if self._elite is None or self._elite.size != self.width:
+            self._elite = FoldedElite(self.width)
+        best = best_first(hist.F, hist.violation, objectives, mode, step, self.width, self._elite, view.settled, view.epoch)
         start = int(rng.integers(len(best)))
-        for k in range(len(order)):
-            i = order[(start + k) % len(best)] if k < len(best) else order[k]
+        for k in range(len(best)):
+            fresh = self.unseen_children(self.space.neighbours(hist.archs[int(best[(start + k) % len(best)])]), seen)
+            if fresh:
+                return fresh[int(rng.integers(len(fresh)))]
+        # every neighbour of the best is taken: walk down the whole ranking (the only full one, and rare)
+        order = fitness_order(hist.F, hist.violation, objectives, mode, step)
+        for i in order[len(best) :]:
             fresh = self.unseen_children(self.space.neighbours(hist.archs[int(i)]), seen)
             if fresh:
                 return fresh[int(rng.integers(len(fresh)))]

@@ -83,3 +83,114 @@ def fitness_order(F: np.ndarray, violation: np.ndarray, objectives: ObjectiveSet
         else:
             primary[idx] = mode_scores(F[idx], objectives, mode, step)
     return np.lexsort((secondary, primary, violation))
+
+
+def pareto_ranked(objectives: ObjectiveSet | None, mode: Mode | None) -> bool:
+    """Whether `fitness_order` ranks by Pareto rank (then diversity) rather than a mode's score."""
+    return mode is None or mode.name == "pareto" or objectives is None
+
+
+def dominators_of(P: np.ndarray, f: np.ndarray) -> np.ndarray:
+    """Mask of the rows of `P` that dominate `f` (no worse in every objective, better in one)."""
+    return np.all(P <= f, axis=1) & np.any(P < f, axis=1)
+
+
+def dominated_by(P: np.ndarray, f: np.ndarray) -> np.ndarray:
+    """Mask of the rows of `P` that `f` dominates."""
+    return np.all(f <= P, axis=1) & np.any(f < P, axis=1)
+
+
+class EliteArchive:
+    """The rows of a growing history that can still be among its best `size` under `fitness_order`'s Pareto
+    ranking: fed row by row, so asking for the best `size` costs a ranking of these rows, not of all.
+
+    Why it is exact: ranks only grow as rows are added and a dominator never leaves, so a feasible row that
+    `size` feasible rows dominate has `size` rows in earlier fronts for good and is never among the best
+    `size` again; every row that dominates a kept row is kept too (it has fewer dominators), so kept rows
+    keep their Pareto ranks, and the fronts that reach the best `size` are kept whole (crowding and
+    hypervolume ties see the same members). Infeasible rows rank by violation only: the `size` least
+    violating are kept. Rows are history positions; `fitness_order` over them in ascending position breaks
+    ties as it does over all rows.
+
+    Example:
+        >>> archive = EliteArchive(2)
+        >>> archive.add(np.array([[1.0, 1.0], [2.0, 2.0], [3.0, 3.0], [0.0, 5.0]]), np.zeros(4), 0, 4)
+        >>> archive.rows().tolist()
+        [0, 1, 3]
+    """
+
+    def __init__(self, size: int) -> None:
+        self.size = size
+        self.folded = 0
+        self._feasible: list[int] = []
+        self._kept: list[int] = []
+        self._counts = np.zeros(0, dtype=np.int64)
+        self._infeasible: list[tuple[float, int]] = []
+
+    def copy(self) -> EliteArchive:
+        other = EliteArchive(self.size)
+        other.folded = self.folded
+        other._feasible = list(self._feasible)
+        other._kept = list(self._kept)
+        other._counts = self._counts.copy()
+        other._infeasible = list(self._infeasible)
+        return other
+
+    def add(self, F: np.ndarray, violation: np.ndarray, start: int, stop: int) -> None:
+        """Fold rows `start..stop` of `F` (`n x n_objectives`, minimised) and `violation` (`n`); `start` must
+        be the number of rows folded so far."""
+        assert start == self.folded, "rows are folded in order, each once"
+        for i in range(start, stop):
+            if violation[i] > 0:
+                self._infeasible.append((float(violation[i]), i))
+                self._infeasible.sort()
+                del self._infeasible[self.size :]
+                continue
+            f = F[i]
+            if self._kept:
+                beaten = dominated_by(F[self._kept], f)
+                if beaten.any():
+                    self._counts = self._counts + beaten
+                    alive = self._counts < self.size
+                    self._kept = [k for k, ok in zip(self._kept, alive) if ok]
+                    self._counts = self._counts[alive]
+            n_dominators = int(dominators_of(F[self._feasible], f).sum()) if self._feasible else 0
+            if n_dominators < self.size:
+                self._kept.append(i)
+                self._counts = np.append(self._counts, n_dominators)
+            self._feasible.append(i)
+        self.folded = stop
+
+    def rows(self) -> np.ndarray:
+        """Kept rows (feasible and infeasible) in ascending position."""
+        return np.array(sorted(self._kept + [i for _, i in self._infeasible]), dtype=np.int64)
+
+
+class FoldedElite:
+    """An `EliteArchive` kept over a sampler's history views: the settled rows are folded once per epoch,
+    the tail after them (rows other workers' unfinished trials precede) on a copy at each ask."""
+
+    def __init__(self, size: int) -> None:
+        self.size = size
+        self._epoch: int | None = None
+        self._archive = EliteArchive(size)
+
+    def rows(self, F: np.ndarray, violation: np.ndarray, settled: int, epoch: int) -> np.ndarray:
+        if epoch != self._epoch or settled < self._archive.folded:
+            self._epoch, self._archive = epoch, EliteArchive(self.size)
+        self._archive.add(F, violation, self._archive.folded, settled)
+        if settled == len(F):
+            return self._archive.rows()
+        tail = self._archive.copy()
+        tail.add(F, violation, settled, len(F))
+        return tail.rows()
+
+
+def best_first(F: np.ndarray, violation: np.ndarray, objectives: ObjectiveSet | None, mode: Mode | None, step: int, k: int, elite: FoldedElite | None, settled: int, epoch: int, tie: str = "crowding") -> np.ndarray:
+    """The first `k` of `fitness_order(F, violation, ...)`: over `elite`'s rows under Pareto ranking (exact,
+    see `EliteArchive`, whose size must be at least `k`), over all rows under a mode's scalar score."""
+    if elite is None or not pareto_ranked(objectives, mode):
+        return fitness_order(F, violation, objectives, mode, step, tie=tie)[:k]
+    assert elite.size >= k
+    rows = elite.rows(F, violation, settled, epoch)
+    return rows[fitness_order(F[rows], violation[rows], objectives, mode, step, tie=tie)][:k]

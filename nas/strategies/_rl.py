@@ -1,13 +1,15 @@
 """Policy-gradient search (REINFORCE with a moving-average baseline) over a factorised policy.
 
-Why factorised and replayed: the policy is one softmax per decision; its parameters are a deterministic
-function of the study's history (replay every completed trial's REINFORCE update in trial order), so the
-sampler is stateless like the others and works across resumes and workers.
+Why factorised and folded: the policy is one softmax per decision; its parameters are a deterministic
+function of the study's history (each completed trial's REINFORCE update applied once, in trial order,
+with the reward it earned when it arrived), so every worker and every resume computes the same policy, and
+an ask costs one update per new trial instead of a replay of every trial (`PolicyFold`).
 
-Rewards: in Pareto mode a trial's reward is how good it is in the current history, 1 - rank/max_rank of
-its Pareto rank (dense, unlike hypervolume improvement which is zero for most trials); in scalarised
-modes (including MnasNet's ACC * (LAT/T)^w soft constraint, `mode: scalarized, kind: product`) it is the
-negated, standardised mode score. Infeasible trials get the lowest reward.
+Rewards, judged against the history up to and including the trial: in Pareto mode 1 - rank/max_rank of its
+Pareto rank (dense, unlike hypervolume improvement which is zero for most trials; ranks kept incrementally);
+in scalarised modes (including MnasNet's ACC * (LAT/T)^w soft constraint, `mode: scalarized, kind:
+product`) its negated mode score standardised over the feasible trials so far. Infeasible trials get the
+lowest reward, -1.
 """
 
 from __future__ import annotations
@@ -16,10 +18,82 @@ import numpy as np
 from optuna.study import Study
 from optuna.trial import FrozenTrial
 
-from nas.pareto import non_dominated_sort
 from nas.spaces.base import Arch, SearchSpace
-from nas.strategies._base import ArchSampler, ConstraintsFunc, History, SearchContext
-from nas.strategies._modes import mode_scores
+from nas.objectives import Mode, ObjectiveSet
+from nas.strategies._base import ArchSampler, ConstraintsFunc, History, SearchContext, TrialView
+from nas.strategies._modes import dominated_by, dominators_of, mode_scores, pareto_ranked
+
+
+class PolicyFold:
+    """The policy after folding a history's rows in order: logits per decision, the reward baseline, and the
+    Pareto ranks of the feasible rows so far (a new row dominates few, so only their ranks are redone).
+
+    Example:
+        >>> fold = PolicyFold([3, 2], learning_rate=0.5, baseline_decay=0.9)
+        >>> fold.add(np.array([[0.0, 1.0], [1.0, 0.0]]), np.zeros(2), np.array([[0, 1], [2, 0]]), 0, 2, None, None)
+        >>> [round(float(t.sum()), 6) for t in fold.logits]
+        [0.0, 0.0]
+    """
+
+    def __init__(self, n_choices: list[int], learning_rate: float, baseline_decay: float) -> None:
+        self.learning_rate = learning_rate
+        self.baseline_decay = baseline_decay
+        self.logits = [np.zeros(n) for n in n_choices]
+        self.baseline: float | None = None
+        self.folded = 0
+        self._feasible: list[int] = []
+        self._ranks = np.zeros(0, dtype=np.int64)
+
+    def copy(self) -> PolicyFold:
+        other = PolicyFold([], self.learning_rate, self.baseline_decay)
+        other.logits = [theta.copy() for theta in self.logits]
+        other.baseline, other.folded = self.baseline, self.folded
+        other._feasible, other._ranks = list(self._feasible), self._ranks.copy()
+        return other
+
+    def _pareto_reward(self, F: np.ndarray, i: int) -> float:
+        """Add feasible row `i` to the ranks (a rank = length of the longest chain of dominators, which is
+        what peeling fronts gives); its reward 1 - rank/max_rank over the feasible rows so far."""
+        P = F[self._feasible]
+        f = F[i]
+        dominators = dominators_of(P, f) if len(P) else np.zeros(0, dtype=bool)
+        rank = int(self._ranks[dominators].max()) + 1 if dominators.any() else 0
+        beaten = np.flatnonzero(dominated_by(P, f)) if len(P) else np.zeros(0, dtype=np.int64)
+        self._feasible.append(i)
+        self._ranks = np.append(self._ranks, rank)
+        if beaten.size:  # only rows `f` dominates can move; a dominator has a smaller sum, so it is redone first
+            Q = F[self._feasible]
+            for j in beaten[np.argsort(Q[beaten].sum(axis=1), kind="stable")]:
+                self._ranks[j] = int(self._ranks[dominators_of(Q, Q[j])].max()) + 1
+        return 1.0 - rank / max(int(self._ranks.max()), 1)
+
+    def add(
+        self, F: np.ndarray, violation: np.ndarray, choices: np.ndarray, start: int, stop: int, objectives: ObjectiveSet | None, mode: Mode | None
+    ) -> None:
+        """Apply the REINFORCE update of rows `start..stop` (`start` = rows folded so far); `choices` holds
+        each row's choice index per decision (`n x n_decisions`)."""
+        assert start == self.folded, "rows are folded in order, each once"
+        for i in range(start, stop):
+            if violation[i] > 0:
+                reward = -1.0
+            elif pareto_ranked(objectives, mode):
+                reward = self._pareto_reward(F, i)
+            else:
+                assert objectives is not None and mode is not None
+                self._feasible.append(i)
+                score = mode_scores(F[self._feasible], objectives, mode, i)
+                reward = float(-(score[-1] - score.mean()) / (score.std() + 1e-12))
+            if self.baseline is None:
+                self.baseline = reward
+            advantage = reward - self.baseline
+            self.baseline = self.baseline_decay * self.baseline + (1 - self.baseline_decay) * reward
+            for j, theta in enumerate(self.logits):
+                p = np.exp(theta - theta.max())
+                p /= p.sum()
+                grad = -p
+                grad[choices[i - start, j]] += 1.0
+                theta += self.learning_rate * advantage * grad
+        self.folded = stop
 
 
 class PolicyGradientSampler(ArchSampler):
@@ -27,7 +101,7 @@ class PolicyGradientSampler(ArchSampler):
 
     Args:
         space: the search space.
-        learning_rate: step size of each replayed update.
+        learning_rate: step size of each trial's update.
         baseline_decay: decay of the exponential moving-average reward baseline.
         entropy_floor: minimum probability mass mixed in uniformly, so no choice dies out.
         seed: seed of the sampler's random state.
@@ -38,6 +112,8 @@ class PolicyGradientSampler(ArchSampler):
         >>> PolicyGradientSampler(get_space("nb201"), learning_rate=0.5).learning_rate
         0.5
     """
+
+    _derived = ("_fold", "_fold_epoch")
 
     def __init__(
         self,
@@ -56,48 +132,35 @@ class PolicyGradientSampler(ArchSampler):
         self.learning_rate = learning_rate
         self.baseline_decay = baseline_decay
         self.entropy_floor = entropy_floor
+        self._fold: PolicyFold | None = None  # the policy folded over the settled history of epoch _fold_epoch
+        self._fold_epoch: int | None = None
 
-    def rewards(self, hist: History, step: int) -> np.ndarray:
-        n = len(hist.archs)
-        feasible = hist.violation <= 0
-        reward = np.full(n, -1.0)
-        if feasible.any():
-            idx = np.flatnonzero(feasible)
-            mode = self.context.mode if self.context else None
-            if mode is None or mode.name == "pareto" or self.context is None:
-                ranks = non_dominated_sort(hist.F[idx]).astype(float)
-                reward[idx] = 1.0 - ranks / max(ranks.max(), 1.0)
-            else:
-                score = mode_scores(hist.F[idx], self.context.objectives, mode, step)
-                reward[idx] = -(score - score.mean()) / (score.std() + 1e-12)
-        return reward
-
-    def policy(self, hist: History, step: int) -> list[np.ndarray]:
-        """Choice probabilities per decision after replaying every completed trial."""
-        logits = [np.zeros(len(d.choices)) for d in self.space.decisions]
-        if hist.archs:
-            choices = self.space.index_matrix(hist.archs)
-            rewards = self.rewards(hist, step)
-            baseline = float(rewards[0])
-            for t in range(len(hist.archs)):
-                advantage = rewards[t] - baseline
-                baseline = self.baseline_decay * baseline + (1 - self.baseline_decay) * rewards[t]
-                for j, theta in enumerate(logits):
-                    p = np.exp(theta - theta.max())
-                    p /= p.sum()
-                    grad = -p
-                    grad[choices[t, j]] += 1.0
-                    theta += self.learning_rate * advantage * grad
+    def policy(self, view: TrialView) -> list[np.ndarray]:
+        """Choice probabilities per decision after every completed trial of `view`'s history (settled rows
+        folded once; rows after an unfinished trial on a copy), mixed with the uniform `entropy_floor`."""
+        hist: History = view.history
+        objectives = self.context.objectives if self.context else None
+        mode = self.context.mode if self.context else None
+        fold = self._fold
+        if fold is None or self._fold_epoch != view.epoch or view.settled < fold.folded:
+            fold = PolicyFold([len(d.choices) for d in self.space.decisions], self.learning_rate, self.baseline_decay)
+            self._fold, self._fold_epoch = fold, view.epoch
+        if view.settled > fold.folded:
+            fold.add(hist.F, hist.violation, self.space.index_matrix(hist.archs[fold.folded : view.settled]), fold.folded, view.settled, objectives, mode)
+        if len(hist.archs) > view.settled:
+            fold = fold.copy()
+            fold.add(hist.F, hist.violation, self.space.index_matrix(hist.archs[view.settled :]), view.settled, len(hist.archs), objectives, mode)
         out = []
-        for theta in logits:
+        for theta in fold.logits:
             p = np.exp(theta - theta.max())
             p /= p.sum()
             out.append((1 - self.entropy_floor) * p + self.entropy_floor / len(p))
         return out
 
     def propose(self, study: Study, trial: FrozenTrial, rng: np.random.Generator) -> Arch:
-        seen = self.seen(study)
-        probs = self.policy(self.history(study), self.step(study, trial))
+        view = self.view(study)
+        seen = view.seen()
+        probs = self.policy(view)
         for _ in range(200):
             idx = np.array([[rng.choice(len(p), p=p) for p in probs]])
             arch = self.space.from_index_matrix(idx)[0]

@@ -1,0 +1,119 @@
+"""The incremental history: one read per proposal, each finished trial parsed once, and the folds built on
+it (evolution's elite archive, RL's policy) equal to what a rebuild from every trial gives."""
+
+from __future__ import annotations
+
+import numpy as np
+import optuna
+import pytest
+from optuna.trial import TrialState
+
+from nas.pareto import non_dominated_sort
+from nas.spaces import get_space
+from nas.strategies import ERROR_ATTR, make_strategy, space_distributions
+from nas.strategies._modes import FoldedElite, best_first, fitness_order
+from nas.strategies._rl import PolicyFold
+
+SPACE = get_space("nb201")
+
+
+def toy(arch) -> tuple[float, float]:
+    idx = SPACE.encode(arch, "integer").astype(float)
+    return float(idx.sum() + 0.1 * idx[0]), float(((4 - idx) ** 2).sum())
+
+
+def run(study: optuna.Study, n: int) -> None:
+    dists = space_distributions(SPACE)
+    for _ in range(n):
+        trial = study.ask(fixed_distributions=dists)
+        study.tell(trial, toy(SPACE.validate(trial.params)))
+
+
+@pytest.mark.parametrize("seed", range(2))
+def test_the_elite_archive_gives_the_best_rows_of_a_full_ranking(seed):
+    """Rows folded in several steps (some left as a tail), ties and infeasible rows included: the best k
+    over the archive's rows are the first k of `fitness_order` over every row, for both tie-breaks."""
+    rng = np.random.default_rng(seed)
+    for case in range(30):
+        n, m, k = int(rng.integers(1, 150)), int(rng.integers(1, 4)), int(rng.integers(1, 20))
+        F = rng.integers(0, 6, size=(n, m)).astype(float) if case % 2 else rng.normal(size=(n, m))
+        violation = np.where(rng.random(n) < 0.2, rng.integers(1, 4, n).astype(float), 0.0)
+        tie = "hypervolume" if case % 3 == 0 else "crowding"
+        elite = FoldedElite(k)
+        settled = 0
+        for stop in sorted({*rng.integers(0, n + 1, 4).tolist(), n}):
+            settled = int(rng.integers(settled, stop + 1))
+            got = best_first(F[:stop], violation[:stop], None, None, 0, k, elite, settled, epoch=1, tie=tie)
+            np.testing.assert_array_equal(got, fitness_order(F[:stop], violation[:stop], None, None, 0, tie=tie)[:k])
+
+
+def test_the_policy_fold_keeps_the_pareto_ranks_of_a_full_sort():
+    rng = np.random.default_rng(0)
+    for case in range(100):
+        n, m = int(rng.integers(1, 90)), int(rng.integers(1, 4))
+        F = rng.integers(0, 5, size=(n, m)).astype(float) if case % 2 else rng.normal(size=(n, m))
+        violation = np.where(rng.random(n) < 0.2, 1.0, 0.0)
+        fold = PolicyFold([3], learning_rate=0.1, baseline_decay=0.9)
+        half = n // 2
+        fold.add(F, violation, np.zeros((half, 1), dtype=int), 0, half, None, None)
+        fold.add(F, violation, np.zeros((n - half, 1), dtype=int), half, n, None, None)
+        feasible = np.flatnonzero(violation <= 0)
+        np.testing.assert_array_equal(fold._ranks, non_dominated_sort(F[feasible]))
+
+
+@pytest.mark.parametrize("name", ["random", "evolution", "aging", "rl", "local"])
+def test_one_read_of_the_study_per_proposal_and_each_finished_trial_parsed_once(name, monkeypatch):
+    sampler = make_strategy(name, SPACE, seed=0)
+    study = optuna.create_study(directions=["maximize", "minimize"], sampler=sampler)
+    run(study, 30)
+    reads, parsed = [], []
+    get_trials = optuna.Study.get_trials
+    monkeypatch.setattr(optuna.Study, "get_trials", lambda self, *a, **k: reads.append(1) or get_trials(self, *a, **k))
+    record = sampler._record
+    monkeypatch.setattr(sampler, "_record", lambda trial, signs: parsed.append(trial.number) or record(trial, signs))
+    run(study, 10)
+    assert len(reads) == 10
+    # the last trial read unfinished before, then each new trial once unfinished (its ask) and once finished
+    assert sorted(set(parsed)) == list(range(29, 40)) and len(parsed) == 20
+
+
+def test_the_history_view_matches_the_trials_after_failures_interruptions_and_a_queued_trial():
+    sampler = make_strategy("evolution", SPACE, seed=0)
+    study = optuna.create_study(directions=["maximize", "minimize"], sampler=sampler)
+    run(study, 5)
+    dists = space_distributions(SPACE)
+    killed = study.ask(fixed_distributions=dists)
+    study.tell(killed, state=TrialState.FAIL)
+    failed = study.ask(fixed_distributions=dists)
+    failed.set_user_attr(ERROR_ATTR, "boom")
+    study.tell(failed, state=TrialState.FAIL)
+    study.enqueue_trial(dict(killed.params))
+    run(study, 3)
+    hist = sampler.history(study)
+    complete = [t for t in study.get_trials() if t.state == TrialState.COMPLETE]
+    assert [SPACE.to_string(a) for a in hist.archs] == [SPACE.to_string(SPACE.validate(t.params)) for t in complete]
+    np.testing.assert_array_equal(hist.F, [[-t.values[0], t.values[1]] for t in complete])
+    assert sampler.seen(study) == {SPACE.validate(t.params) for t in study.get_trials() if t.number != killed.number}
+    probe = study.ask(fixed_distributions=dists)
+    assert sampler.step(study, study._storage.get_trial(probe._trial_id)) == probe.number - 1  # the interrupted one does not count
+    with pytest.raises(ValueError):
+        hist.F[0, 0] = 0.0  # shared between readers: read-only
+
+
+def test_a_trial_finishing_out_of_order_restarts_the_folds():
+    """Two trials asked, the later told first: the earlier one lands among rows already settled only if a
+    view called them settled; the evolution population then equals a fresh sampler's."""
+    sampler = make_strategy("evolution", SPACE, seed=0, n_initial=4, population_size=4)
+    study = optuna.create_study(directions=["maximize", "minimize"], sampler=sampler)
+    run(study, 8)
+    dists = space_distributions(SPACE)
+    first, second = study.ask(fixed_distributions=dists), study.ask(fixed_distributions=dists)
+    study.tell(second, toy(SPACE.validate(second.params)))
+    sampler.history(study)
+    study.tell(first, toy(SPACE.validate(first.params)))
+    run(study, 6)
+    fresh = make_strategy("evolution", SPACE, seed=0, n_initial=4, population_size=4)
+    probe = study.ask(fixed_distributions=dists)
+    frozen = study._storage.get_trial(probe._trial_id)
+    rng = np.random.default_rng(0)
+    assert sampler.propose(study, frozen, np.random.default_rng(0)) == fresh.propose(study, frozen, rng)
