@@ -7,6 +7,7 @@ space implements so strategies can sample/mutate and cost models can read `layer
 
 from __future__ import annotations
 
+import weakref
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
@@ -181,6 +182,10 @@ class InputSpec:
         return {"channels": self.channels, "height": self.height, "width": self.width, "classes": self.classes}
 
 
+#: `SearchSpace.enumerate()`'s listing of each space object that was listed.
+_LISTED: weakref.WeakKeyDictionary[SearchSpace, tuple[Arch, ...]] = weakref.WeakKeyDictionary()
+
+
 class InvalidArchError(ValueError):
     """An architecture string or mapping that the space cannot represent."""
 
@@ -330,15 +335,21 @@ class SearchSpace(ABC):
     def enumerate(self) -> list[Arch]:
         """Every architecture, in the space's canonical order (row-major over decisions).
 
+        The listing is kept per space object (beside it, not in it, so a pickled space stays small): a
+        search start lists the space several times (reference point, constraint check, candidate pool)
+        and each listing built every `Arch` again.
+
         Raises:
             SpaceTooLargeError: the space has more than `LIST_LIMIT` architectures.
         """
         if not self.can_list():
             size = "an uncountable number of" if self.size is None else f"{self.size:.3g}"
             raise SpaceTooLargeError(f"space {self.name!r} has {size} architectures, more than the {LIST_LIMIT:,} nas lists at once; sample it instead")
-        sizes = [len(d.choices) for d in self.decisions]
-        grid = np.indices(sizes).reshape(len(sizes), -1).T
-        return self.from_index_matrix(grid)
+        listed = _LISTED.get(self)
+        if listed is None:
+            sizes = [len(d.choices) for d in self.decisions]
+            listed = _LISTED[self] = tuple(self.from_index_matrix(np.indices(sizes).reshape(len(sizes), -1).T))
+        return list(listed)
 
     # --- realisation --------------------------------------------------------------------------
     def input_spec(self, dataset: str | None = None) -> InputSpec:
