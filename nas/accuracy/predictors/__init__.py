@@ -17,6 +17,7 @@ Example:
 
 from __future__ import annotations
 
+import importlib
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -33,9 +34,7 @@ from nas.accuracy.predictors._base import (
 )
 from nas.accuracy.predictors._encoder import EFFECTIVE, EFFECTIVE_ZC, ArchEncoder, ForeignArchError, UnknownEncodingError, effective_features, encoding_kinds, resolve_space
 from nas.accuracy.predictors._ensemble import TreeEnsemblePredictor
-from nas.accuracy.predictors._gin import GINPredictor
 from nas.accuracy.predictors._gp import GPPredictor
-from nas.accuracy.predictors._mlp import MLPEnsemblePredictor
 from nas.accuracy.predictors._trees import GradientBoostingPredictor, RandomForestPredictor
 from nas.registry import Registry
 from nas.spaces.base import SearchSpace
@@ -64,15 +63,36 @@ __all__ = [
 ]
 
 
+#: Estimators built on PyTorch, imported on first use: importing torch costs seconds, and a search whose
+#: strategy never fits one of them (the README demo) should not pay that before its first trial.
+_TORCH_ESTIMATORS = {
+    "GINPredictor": "nas.accuracy.predictors._gin",
+    "MLPEnsemblePredictor": "nas.accuracy.predictors._mlp",
+}
+
+
+def __getattr__(name: str) -> Any:
+    if name in _TORCH_ESTIMATORS:
+        return getattr(importlib.import_module(_TORCH_ESTIMATORS[name]), name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
 @dataclass(frozen=True)
 class PredictorSpec:
-    """A named predictor: its estimator class, the encodings it accepts (None: any), and one line on it."""
+    """A named predictor: its estimator class (or the name of one in `_TORCH_ESTIMATORS`, imported when
+    first asked for), the encodings it accepts (None: any), and one line on it."""
 
-    estimator: type[ArchRegressor]
+    estimator_class: type[ArchRegressor] | str
     summary: str
     encodings: tuple[str, ...] | None = None
     preferred: tuple[str, ...] = (EFFECTIVE, "onehot")
     space_params: Callable[[SearchSpace], dict[str, Any]] | None = None
+
+    @property
+    def estimator(self) -> type[ArchRegressor]:
+        if isinstance(self.estimator_class, str):
+            return __getattr__(self.estimator_class)
+        return self.estimator_class
 
     def encodings_for(self, space: SearchSpace) -> list[str]:
         kinds = encoding_kinds(space)
@@ -95,7 +115,7 @@ def _graph_nodes(space: SearchSpace) -> dict[str, Any]:
 predictors: Registry[PredictorSpec] = Registry("predictor")
 predictors.add("rf", PredictorSpec(RandomForestPredictor, "random forest; uncertainty from the trees' spread"))
 predictors.add("gbm", PredictorSpec(GradientBoostingPredictor, "gradient-boosted trees; no uncertainty"))
-predictors.add("mlp", PredictorSpec(MLPEnsemblePredictor, "ensemble of MLPs (PyTorch); uncertainty from the members' spread"))
+predictors.add("mlp", PredictorSpec("MLPEnsemblePredictor", "ensemble of MLPs (PyTorch); uncertainty from the members' spread"))
 predictors.add("gp", PredictorSpec(GPPredictor, "Gaussian process, Matern kernel on standardised encodings; posterior std"))
 predictors.add(
     "trees",
@@ -109,7 +129,7 @@ predictors.add(
 predictors.add(
     "gin",
     PredictorSpec(
-        GINPredictor,
+        "GINPredictor",
         "graph network on the adjacency + op encoding (PyTorch ensemble); uncertainty from the members' spread",
         encodings=("adjacency",),
         preferred=("adjacency",),
