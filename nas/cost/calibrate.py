@@ -34,6 +34,8 @@ from scipy.optimize import least_squares
 from nas.cost.build import load_average, measure_archs, timing_settings
 from nas.cost.lut import INTERCEPT, LUT, LUTError
 from nas.cost.machine import cpu_info, fingerprint, recorded_fingerprint
+from nas.cost.measure._fresh import run_fresh
+from nas.cost.measure._jobs import time_signatures
 from nas.cost.validate import _check_backend, _layer_kwargs, _sums_by_op, accuracy_figures, calibration_group, random_archs, used_archs
 from nas.spaces.base import Arch, SearchSpace
 
@@ -202,7 +204,10 @@ def calibrate_here(
         space, archs, backend, processes=processes, threads=threads, timing=settings, seed=seed, progress=progress, **layer_kwargs,
     )
     result = calibrated_lut(lut, space, archs, measured, model=model, **layer_kwargs)
-    result.meta["build"][space.name]["timing"] = settings
+    # A network that runs nothing costs one call of the backend here; calls do not scale like kernels (ORT:
+    # 1.6x from Zen 5 to Zen 4 where networks took 2.5x), so it is timed, not scaled (a few seconds).
+    nulls = [run_fresh(time_signatures, (backend, [], threads, settings, seed * 1000 + p))["null"] for p in range(processes)]
+    result.meta["build"][space.name].update(timing=settings, null_ms=nulls)
     result.meta["calibration"][space.name].update(
         seed=seed, processes=processes, timing=settings, load_before=load_before, load_after=load_average(), per_process_ms=per_process.tolist()
     )

@@ -104,3 +104,11 @@ def test_cli_calibrates_in_place_and_stores_a_fresh_validation(tmp_path, tiny_sp
     assert lut.meta["history"][0]["validation"]["within_10pct"] == 94.0
     assert lut.meta["validation"]["tiny201"]["n_archs"] == 3 and lut.meta["machine"] == fingerprint("torch", 1)
     assert path.with_name("other__torch.validation.csv").is_file()
+
+
+def test_calibrate_here_times_a_call_that_runs_nothing_instead_of_scaling_it(tiny_space, tiny_torch_lut, fast_timing):
+    lut = _other_machine(tiny_torch_lut)
+    lut.meta["build"]["tiny201"]["null_ms"] = [1000.0]  # another machine's figure, absurdly slow
+    result = calibrate_here(lut, tiny_space, "torch", n_archs=3, seed=6, processes=1, timing=fast_timing)
+    (null,) = result.meta["build"]["tiny201"]["null_ms"]
+    assert 0 < null < 1.0 and result.meta["history"][-1]["null_ms"] == [1000.0]
