@@ -44,17 +44,19 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pandas as pd
 from optuna.trial import FrozenTrial, TrialState
 
 from nas._io import file_lock, write_atomic
-from nas.cost.fit import ArchPool, ReferenceTables, TransferModel, validation_figures
 from nas.cost.sources import LatencySource, MeasurementFailed, SourceError, parse_source
 from nas.objectives import Evaluator, MetricName, MetricProvider, ObjectiveSet, ProviderRequest, Tier, TrialContext, evaluators
 from nas.spaces.base import Arch, SearchSpace
+
+if TYPE_CHECKING:  # nas.cost.fit imports scipy.stats and scipy.optimize (about 2 s): only a run that measures needs it
+    from nas.cost.fit import ReferenceTables
 
 #: Trial user attrs (the metric's kind, `latency`, is the prefix: one measured device per kind and run).
 SOURCE_ATTR = "latency_source"
@@ -129,6 +131,7 @@ def _all_references(space_name: str, data_dir: str | None) -> ReferenceTables:
     """Every known device's measured latency of every arch of the space (built once per process: the
     pool's operator counts and the smoothed tables take tens of seconds for NB201's 15,625 archs)."""
     from nas import tables
+    from nas.cost.fit import ArchPool, ReferenceTables
     from nas.cost.table import table_devices
     from nas.spaces import get_space
 
@@ -164,6 +167,7 @@ class FewShotLatency:
     """The device's latency of every pool arch from its measurements: mean and std (ms), `n_pool`.
 
     Example:
+        >>> from nas.cost.fit import ArchPool, ReferenceTables
         >>> from nas.spaces import get_space
         >>> space = get_space("nb201")
         >>> pool = ArchPool(space, space.enumerate()[::97])
@@ -179,13 +183,10 @@ class FewShotLatency:
         self.reference = reference
 
     def fit(self, archs: Sequence[Arch], latencies_ms: np.ndarray) -> FewShotLatency:
+        from nas.cost.fit import TransferModel
+
         model = TransferModel(self.reference).fit(self.reference.pool.rows(archs), np.asarray(latencies_ms, dtype=float))
-        distribution = getattr(model, "predict_distribution", None)  # the model's own uncertainty, where it gives one
-        if distribution is not None:
-            self.mean_, self.std_ = distribution()
-        else:
-            self.mean_ = model.predict()
-            self.std_ = np.std(np.stack(list(model.member_predictions_.values())), axis=0)
+        self.mean_, self.std_ = model.predict_distribution()
         return self
 
     @property
@@ -207,6 +208,8 @@ class FewShotLatency:
 
 def leave_one_out(reference: ReferenceTables, archs: Sequence[Arch], latencies_ms: np.ndarray) -> np.ndarray:
     """Each measured arch's latency predicted by the model fitted on the other measurements."""
+    from nas.cost.fit import TransferModel
+
     y = np.asarray(latencies_ms, dtype=float)
     rows = reference.pool.rows(archs)
     out = np.empty(len(y))
@@ -456,7 +459,7 @@ def save_device_lut(provider: MeasuredLatency, directory: Path, trials: Sequence
     """Distil the device's model (fitted on every measurement of the study) into `directory/DEVICE.csv`
     + sidecar, whose `validation[space]` holds the model's leave-one-out error over the measured archs.
     None when fewer than 3 measurements exist (leave-one-out needs 2 to fit on)."""
-    from nas.cost.fit import fit_with_model
+    from nas.cost.fit import fit_with_model, validation_figures
     from nas.cost.measurements import FitReport, save_fitted
 
     measured = provider.stored_measurements(trials)
