@@ -197,6 +197,27 @@ class ObjectiveSet:
             return np.zeros((n, 0))
         return np.stack([c.violation(np.asarray(metrics[c.metric], dtype=float)) for c in self.constraints], axis=1)
 
+    def enters_front(self, candidate: Mapping[str, float], rows: Sequence[Mapping[str, float]]) -> bool:
+        """Whether `candidate` (a value for every objective and constraint metric) is feasible and weakly
+        dominated by no feasible row of `rows` (the evaluated archs' metrics).
+
+        Why here: the active accuracy labels and the device measured in the loop both spend their budget
+        on candidates that would change the front, and must agree on what that means.
+
+        Example:
+            >>> objs = ObjectiveSet.parse("accuracy:max,latency@pixel3:min")
+            >>> objs.enters_front({"accuracy": 90, "latency@pixel3": 5}, [{"accuracy": 91, "latency@pixel3": 4}])
+            False
+        """
+        if (self.violations({m: np.array([candidate[m]], dtype=float) for m in self.metrics}) > 0).any():
+            return False
+        if not rows:
+            return True
+        points = self.to_minimisation(np.array([[r[n] for n in self.names] for r in rows], dtype=float))
+        feasible = (self.violations({m: np.array([r[m] for r in rows], dtype=float) for m in self.metrics}) <= 0).all(axis=1)
+        mine = self.to_minimisation(np.array([[candidate[n] for n in self.names]], dtype=float))[0]
+        return not bool(np.all(points[feasible] <= mine, axis=1).any())
+
     def describe(self) -> dict[str, Any]:
         return {"objectives": [str(o) for o in self.objectives], "constraints": [str(c) for c in self.constraints]}
 

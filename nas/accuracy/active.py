@@ -51,6 +51,11 @@ PREDICTED_STD_ATTR = "accuracy_predicted_std"
 SPENT_ATTR = "label_spent"
 REASON_ATTR = "label_reason"
 
+def completed_metrics(trials: Sequence[FrozenTrial]) -> list[dict[str, float]]:
+    """The stored metrics of every completed trial: what "enters the front" is judged against."""
+    return [t.user_attrs["metrics"] for t in trials if t.state == TrialState.COMPLETE and "metrics" in t.user_attrs]
+
+
 OPTION_KEYS = ("labels", "label_budget", "initial_labels")
 DEFAULT_INITIAL_LABELS = 10
 DEFAULT_LABEL_SHARE = 0.3
@@ -275,19 +280,9 @@ class ActiveAccuracy(MetricProvider):
 
     # --- the labelling rule -----------------------------------------------------------------------
     def enters_front(self, candidate: Mapping[str, float], trials: Sequence[FrozenTrial]) -> bool:
-        """Whether `candidate` (every objective/constraint metric) is feasible and weakly dominated by no
-        completed feasible trial (trials at their stored metrics, accuracy = label or prediction)."""
-        objs = self.objectives
-        mine = objs.violations({m: np.array([candidate[m]]) for m in objs.metrics})
-        if (mine > 0).any():
-            return False
-        rows = [t.user_attrs["metrics"] for t in trials if t.state == TrialState.COMPLETE and "metrics" in t.user_attrs]
-        if not rows:
-            return True
-        F = objs.to_minimisation(np.array([[r[n] for n in objs.names] for r in rows], dtype=float))
-        feasible = (objs.violations({m: np.array([r[m] for r in rows], dtype=float) for m in objs.metrics}) <= 0).all(axis=1)
-        c = objs.to_minimisation(np.array([[candidate[n] for n in objs.names]], dtype=float))[0]
-        return not bool(np.all(F[feasible] <= c, axis=1).any())
+        """`ObjectiveSet.enters_front` against the completed trials at their stored metrics (accuracy =
+        label or prediction)."""
+        return self.objectives.enters_front(candidate, completed_metrics(trials))
 
     @staticmethod
     def recent_stds(trials: Sequence[FrozenTrial]) -> np.ndarray:

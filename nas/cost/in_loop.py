@@ -221,19 +221,8 @@ def leave_one_out(reference: ReferenceTables, archs: Sequence[Arch], latencies_m
 
 # --- the front rule ---------------------------------------------------------------------------------
 def enters_front(objectives: ObjectiveSet, candidate: Mapping[str, float], trials: Sequence[FrozenTrial]) -> bool:
-    """Whether `candidate` (every objective/constraint metric) is feasible and weakly dominated by no
-    completed feasible trial at its stored metrics."""
-    mine = objectives.violations({m: np.array([candidate[m]]) for m in objectives.metrics})
-    if (mine > 0).any():
-        return False
-    rows = [t.user_attrs["metrics"] for t in trials if t.state == TrialState.COMPLETE and "metrics" in t.user_attrs]
-    if not rows:
-        return True
-    table = pd.DataFrame(rows)
-    points = objectives.to_minimisation(table[objectives.names].to_numpy(dtype=float))
-    feasible = (objectives.violations({m: table[m].to_numpy(dtype=float) for m in objectives.metrics}) <= 0).all(axis=1)
-    mine_point = objectives.to_minimisation(np.array([[candidate[n] for n in objectives.names]], dtype=float))[0]
-    return not bool(np.all(points[feasible] <= mine_point, axis=1).any())
+    """`ObjectiveSet.enters_front` against the completed trials at their stored metrics."""
+    return objectives.enters_front(candidate, [t.user_attrs["metrics"] for t in trials if t.state == TrialState.COMPLETE and "metrics" in t.user_attrs])
 
 
 def better_sign(objectives: ObjectiveSet, metric: str) -> float:
