@@ -246,8 +246,12 @@ def lut_note(lut: LUT, space: str) -> str:
     what = "fitted estimate" if kind == "fitted" else "estimate summing per-operator times measured on its host" if kind == "measured" else "estimate"
     where = f"LUT {lut.path.name if lut.path else lut.meta.get('device')}: {what}"
     if kind == "fitted" and isinstance(v.get("mape"), (int, float)):
+        if v.get("estimate") == "cross-validated":
+            how = f"{v.get('cv', {}).get('scheme', 'k-fold')} cross-validated on them"
+        else:
+            how = f"held-out on {v.get('n')} networks"
         return (
-            f"{where} from {v.get('k')} networks of {v.get('source')}; held-out on {v.get('n')} networks: "
+            f"{where} from {v.get('k')} networks of {v.get('source')}; {how}: "
             f"MAPE {100 * v['mape']:.1f} %, median error {100 * float(v.get('mdape', float('nan'))):.1f} %, Spearman {float(v.get('spearman', float('nan'))):.3f}"
         )
     if isinstance(v.get("mape_pct"), (int, float)):

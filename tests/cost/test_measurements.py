@@ -215,6 +215,11 @@ def test_fit_on_every_measured_row_stores_a_cross_validated_error(tmp_path):
     assert v["cv"]["scheme"] == "leave-one-out" and v["cv"]["folds"] == 15 and v["cv"]["before_distillation"]["n"] == 15
     assert v["in_sample"]["n"] == 15 and "optimistic" in v["in_sample"]["note"]
     assert 0 <= v["within_10pct"] <= 100 and v["spearman"] > 0.9
+    # A search that prices with this LUT says how its error was estimated.
+    from nas.cost.lut import lut_note
+
+    note = lut_note(LUT.load(out), "nb201")
+    assert "from 15 networks of" in note and "leave-one-out cross-validated on them: MAPE" in note, note
     # The stored figures are those of an independent refit-per-fold run, not of the final LUT in sample.
     table = read_measurements(path, NB201)
     rows, y = table.measured("cpu")
