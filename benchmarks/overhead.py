@@ -5,8 +5,8 @@ costs an evaluation next to nothing, so the time between two trials' completions
 the storage and the strategy spend per trial. Each cell is one `nas` run (`Run.open` + `search`, the same
 path as `nas search`, a fresh SQLite study in WAL mode) in its own process, so the code of another checkout
 (`--code DIR`, e.g. a `git worktree` of the commit before a change) runs beside this one; cells run one
-after another, never two at once. ms/trial is the mean interval between consecutive completions in each
-window of trial numbers. Optuna's NSGA-II and TPE run through the same loop and storage as baselines.
+after another, never two at once. Per trial it records the search process's CPU ms and the wall-clock ms
+from one trial's end to the next's; the tables give their means over windows of trial numbers. Optuna's NSGA-II and TPE run through the same loop and storage as baselines.
 
     OMP_NUM_THREADS=1 python benchmarks/overhead.py --label after --strategies random,evolution,aging,rl,local,optuna-nsga2,optuna-tpe --seeds 0 1
     OMP_NUM_THREADS=1 python benchmarks/overhead.py --label before --code /tmp/overhead_base --strategies evolution --seeds 0
@@ -145,9 +145,11 @@ def summary() -> None:
         "",
         "`python benchmarks/overhead.py` (see its docstring for the exact commands). Each cell is one `nas` run of a table-backed",
         f"search ({', '.join(OBJECTIVES)}: table lookups, so evaluation costs almost nothing) on a fresh SQLite study, in its own",
-        "process, one at a time, `OMP_NUM_THREADS=1`, on a shared 2-core machine. ms/trial = mean interval between consecutive",
-        "trial completions in the window, mean over seeds (spread = min-max of the seeds' means). `before` is the code before",
-        "the change (a `git worktree` of it), `after` this checkout; `optuna-*` are Optuna's samplers through the same loop.",
+        "process, one at a time, `OMP_NUM_THREADS=1`, on a shared 2-core machine. Per trial (claim, ask, evaluate, record): `cpu`",
+        "= CPU ms of the search process (SQLite runs in it; robust to other processes' load), `wall` = wall-clock ms; each the mean",
+        "over the window, mean over seeds (`seeds` = min-max of the seeds' means where there are several). `before` is the code",
+        "before the change (a `git worktree` of it), `after` this checkout; `before-wall` an earlier run of the old code that",
+        "recorded wall-clock intervals only, under heavy load; `optuna-*` are Optuna's samplers through the same loop.",
         "",
         markdown(table),
         "",
