@@ -156,7 +156,6 @@ def search(
         with _warnings_as_lines():
             run = Run.open(out, RunConfig.from_mapping(data), on_status=_status_line if progress else None)
         _search_with_progress(run, progress)
-        _save_measured_devices(run)
     except _user_errors() as exc:
         raise _fail(str(exc)) from None
     front = run.pareto()
@@ -180,24 +179,6 @@ def _parse_measure(items: list[str]) -> dict[str, str]:
             raise ValueError(f"--measure {item!r} must be METRIC=SOURCE, e.g. latency@mydev=backend:onnxruntime")
         out[metric.strip()] = source.strip()
     return out
-
-
-def _save_measured_devices(run: Any) -> None:
-    """After a search: each device measured in the loop is saved as a LUT in the run directory."""
-    from nas.cost.in_loop import MeasuredLatency, save_device_luts
-    from nas.cost.lut import LUT
-    from nas.run.store import LABELS_LOCK
-
-    measured = {m: p for m, p in run.providers.items() if isinstance(p, MeasuredLatency)}
-    if not measured:
-        return
-    for metric, path in save_device_luts(run.directory, measured, run.study, run.directory / LABELS_LOCK).items():
-        v = LUT.load(path).meta["validation"][run.space.name]
-        console.print(
-            f"{metric}: {v['k']} measurements (RUN/measurements.csv); the device's model saved as {path} (leave-one-out error over them: median {v['mdape']:.1%}, "
-            f"mean {v['mape']:.1%}, Spearman {v['spearman']:.3f}); copy it and its .json into $NAS_LUTS_DIR to search with {metric} later",
-            highlight=False, soft_wrap=True,
-        )
 
 
 def _status_line(line: str) -> None:
@@ -416,7 +397,6 @@ def worker(
     try:
         run = Run.open(run_dir, config_from_storage(storage, run_dir) if storage else None)
         _search_with_progress(run, progress)
-        _save_measured_devices(run)
     except _user_errors() as exc:
         raise _fail(str(exc)) from None
 

@@ -312,6 +312,13 @@ class MetricProvider(ABC):
     def setup(self, directory: Path) -> None:
         """Once per run directory, before the first trial (default: nothing to prepare)."""
 
+    def finish(self, directory: Path, trials: Sequence[Any]) -> str | None:
+        """After a worker's search ended (the budget spent): write what the provider learnt from the
+        study's `trials` into the run directory, e.g. a device's fitted model as a LUT, so a user of the
+        Python API gets it as the CLI's does. Returns one line on what was written, or None (default:
+        nothing to write). The caller holds the run's labels lock."""
+        return None
+
     def evaluate_trial(self, arch: Arch, context: TrialContext) -> dict[str, float]:
         """`metric` (and any `reported` metrics) of the architecture of one trial."""
         return {self.metric: float(self.evaluate([arch])[0])}

@@ -32,7 +32,7 @@ trials' user attrs before every decision, so a resumed run or several workers co
 state; workers claim measurements under the run's file lock, so the budget holds for them too.
 `RUN/measurements.csv` (every measured arch and its ms; the `nas lut fit` format) and
 `RUN/measurement_failures.csv` are rewritten atomically from the study after each measurement.
-At the end (`save_device_luts`) the device's model is distilled into `RUN/DEVICE.csv` + sidecar, with
+At the end of a worker's search (`MeasuredLatency.finish`) the device's model is distilled into `RUN/DEVICE.csv` + sidecar, with
 the model's leave-one-out error over the measured archs, reusable as `latency@DEVICE` once copied into
 `$NAS_LUTS_DIR` (or `latency_luts/`).
 """
@@ -422,6 +422,19 @@ class MeasuredLatency(MetricProvider):
             "initial": self.options.initial,
         }
 
+    def finish(self, directory: Path, trials: Sequence[Any]) -> str | None:
+        """The device's model, fitted on every measurement of the study, saved as `directory/DEVICE.csv`."""
+        path = save_device_lut(self, Path(directory), trials)
+        if path is None:
+            return None
+        from nas.cost.lut import LUT
+
+        v = LUT.load(path).meta["validation"][self.space.name]
+        return (
+            f"{self.metric}: {v['k']} measurements (RUN/measurements.csv); the device's model saved as {path} (leave-one-out error over them: "
+            f"median {v['mdape']:.1%}, mean {v['mape']:.1%}, Spearman {v['spearman']:.3f}); copy it and its .json into $NAS_LUTS_DIR to search with {self.metric} later"
+        )
+
 
 def measured_latency(request: ProviderRequest) -> MeasuredLatency:
     """`measure:SOURCE` for `latency@DEVICE`: the provider its options describe, every input checked here.
@@ -472,18 +485,6 @@ def save_device_lut(provider: MeasuredLatency, directory: Path, trials: Sequence
     return save_fitted(FitReport(fitted.lut, validation), directory / f"{provider.device}.csv", provider.space.name, overwrite=True)
 
 
-def save_device_luts(directory: Path, providers: Mapping[str, MetricProvider], study: Any, lock: Path | None = None) -> dict[str, Path]:
-    """`save_device_lut` for every device measured in the loop of a run; metric -> LUT path written."""
-    written: dict[str, Path] = {}
-    for metric, provider in providers.items():
-        if isinstance(provider, MeasuredLatency):
-            with file_lock(lock):
-                path = save_device_lut(provider, Path(directory), study.get_trials(deepcopy=False))
-            if path is not None:
-                written[metric] = path
-    return written
-
-
 evaluators.add(
     "measure",
     Evaluator(measured_latency, ("latency",), Tier.ESTIMATE, "measure:SOURCE", "latency of a device measured in the loop (--measure latency@DEV=SOURCE): few-shot estimate + budgeted measurements"),
@@ -499,5 +500,4 @@ __all__ = [
     "measured_latency",
     "reference_tables",
     "save_device_lut",
-    "save_device_luts",
 ]

@@ -172,9 +172,20 @@ class SearchLoop:
                 if on_trial is not None and (time.monotonic() - shown >= progress_every or store.n_spent() >= store.config.budget):
                     on_trial(self.progress())  # a front and its hypervolume over every trial: not after each of thousands
                     shown = time.monotonic()
+            self._finish_providers(study, on_status)
             return store.write_pareto()
         finally:
             store.unlock_worker()
+
+    def _finish_providers(self, study: optuna.Study, on_status: Callable[[str], None] | None) -> None:
+        """Each provider writes what it learnt (`MetricProvider.finish`), under the labels lock that also
+        guards what it learns from: a second worker finishing at once writes after this one, from every trial."""
+        with self.store.locked(LABELS_LOCK):
+            trials = study.get_trials(deepcopy=False)
+            for provider in self.providers.values():
+                line = provider.finish(self.store.directory, trials)
+                if line and on_status is not None:
+                    on_status(line)
 
     def _claim(
         self, study: optuna.Study, distributions: Mapping[str, optuna.distributions.BaseDistribution], worker: str, one_shot: bool
