@@ -21,8 +21,10 @@ built, before a run writes anything.
 from __future__ import annotations
 
 import math
+import os
 import re
 import shlex
+import signal
 import subprocess
 import tempfile
 from abc import ABC, abstractmethod
@@ -137,9 +139,7 @@ class CommandSource(LatencySource):
             raise MeasurementFailed(f"ONNX export failed: {type(exc).__name__}: {_first_line(exc)}") from None
         command = self.template.replace("{onnx}", shlex.quote(str(onnx)))
         try:
-            done = subprocess.run(command, shell=True, capture_output=True, text=True, timeout=self.timeout_s, stdin=subprocess.DEVNULL)
-        except subprocess.TimeoutExpired:
-            raise MeasurementFailed(f"command ran past its time limit of {self.timeout_s:g} s: {command}") from None
+            done = _run_with_time_limit(command, self.timeout_s)
         finally:
             onnx.unlink(missing_ok=True)
         if done.returncode != 0:
@@ -153,6 +153,23 @@ class CommandSource(LatencySource):
 
     def provenance(self) -> dict[str, Any]:
         return {**super().provenance(), "timeout_s": self.timeout_s}
+
+
+def _run_with_time_limit(command: str, timeout_s: float) -> subprocess.CompletedProcess[str]:
+    """Run a user's shell command; past `timeout_s`, kill its whole process group.
+
+    Why a group: a script's own children (`adb shell ...`, `sleep`) inherit its output pipes, so killing
+    the shell alone (as `subprocess.run(timeout=...)` does) would leave the search waiting for them."""
+    with subprocess.Popen(
+        command, shell=True, stdout=subprocess.PIPE, stderr=subprocess.PIPE, stdin=subprocess.DEVNULL, text=True, start_new_session=True
+    ) as process:
+        try:
+            stdout, stderr = process.communicate(timeout=timeout_s)
+        except subprocess.TimeoutExpired:
+            os.killpg(process.pid, signal.SIGKILL)
+            process.communicate()
+            raise MeasurementFailed(f"command ran past its time limit of {timeout_s:g} s: {command}") from None
+    return subprocess.CompletedProcess(command, process.returncode, stdout, stderr)
 
 
 class CsvSource(LatencySource):

@@ -3,8 +3,12 @@
 from __future__ import annotations
 
 import math
+import os
+import signal
 import stat
 import sys
+import time
+from pathlib import Path
 
 import pytest
 
@@ -100,3 +104,28 @@ def test_backend_source_measures_here_in_a_fresh_process(tiny_space, tmp_path):
     assert isinstance(source, BackendSource) and source.provenance()["threads"] == 1
     value = source.measure(tiny_space.enumerate()[7], tmp_path)
     assert math.isfinite(value) and value > 0
+
+
+def _running(pid: int) -> bool:
+    """Whether `pid` is a live process (a killed one may linger as a zombie until init reaps it)."""
+    try:
+        status = Path(f"/proc/{pid}/status").read_text()
+    except FileNotFoundError:
+        return False
+    return "\nState:\tZ" not in status
+
+
+def test_a_command_past_its_time_limit_is_killed_with_the_processes_it_started(tiny_space, tmp_path):
+    """A measuring script's own children (adb, a benchmark binary) must not outlive a timed-out measurement."""
+    pid_file = tmp_path / "child.pid"
+    source = CommandSource(tiny_space, f"sleep 300 > /dev/null 2>&1 & echo $! > {pid_file}; wait; echo {{onnx}}", timeout_s=1)
+    with pytest.raises(MeasurementFailed, match="time limit of 1 s"):
+        source.measure(tiny_space.enumerate()[2], tmp_path)
+    child = int(pid_file.read_text())
+    for _ in range(50):  # a SIGKILL takes effect when the kernel next schedules the process
+        if not _running(child):
+            break
+        time.sleep(0.1)
+    if _running(child):
+        os.kill(child, signal.SIGKILL)
+        pytest.fail(f"the command's child process {child} outlived the time limit")
