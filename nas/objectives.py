@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import re
 from abc import ABC, abstractmethod
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Hashable, Mapping, Sequence
 from dataclasses import dataclass, field
 from enum import Enum
 from pathlib import Path
@@ -293,6 +293,9 @@ class MetricProvider(ABC):
     #: Steps (epochs) of the learning curve `evaluate_trial` reports through `TrialContext.report`, or
     #: None when it reports none (a pruner needs one).
     curve_length: int | None = None
+    #: Whether `evaluate` prices every arch of the space from a model the search refits (see
+    #: `prices_version`): strategies may use it as a cost, never as a constraint known before evaluation.
+    repriced: bool = False
 
     @property
     def known(self) -> bool:
@@ -330,6 +333,15 @@ class MetricProvider(ABC):
         Why here: `nas export` takes a found network away with the weights its accuracy came from, and
         only the provider knows where shared weights (a supernet, a hypernetwork) live.
         """
+        return None
+
+    def prices_version(self, trials: Sequence[Any]) -> Hashable | None:
+        """For an estimate that prices the whole space from a model refitted during the search (`repriced`):
+        brings the model up to date with the study's `trials` (its state lives there, so every worker
+        and a resumed run agree) and returns a value that changes whenever `evaluate`'s prices change,
+        or None while it cannot price yet. Why: a strategy may then aim at the front at each
+        candidate's current price, re-pricing its pool once per change instead of once per ask.
+        Providers whose prices never change (known tier) or cannot price the space return None."""
         return None
 
     def reference_values(self, space: Any) -> np.ndarray | None:

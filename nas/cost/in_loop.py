@@ -250,6 +250,7 @@ class MeasuredLatency(MetricProvider):
     """
 
     tier = Tier.ESTIMATE
+    repriced = True
 
     def __init__(
         self, metric: str, space: SearchSpace, source: LatencySource, reference: ReferenceTables, objectives: ObjectiveSet, options: MeasureOptions, *, budget: int
@@ -288,6 +289,13 @@ class MeasuredLatency(MetricProvider):
         if measured != self._fitted_on and len(measured) >= MIN_FIT:
             self.model.fit([self.space.from_string(s) for s in measured], np.fromiter(measured.values(), dtype=float, count=len(measured)))
             self._fitted_on = dict(measured)
+
+    def prices_version(self, trials: Sequence[FrozenTrial]) -> tuple[tuple[str, float], ...] | None:
+        """The measurements the model is fitted on (after `sync` with the study's `trials`, so the
+        sampler of any worker prices with the model the next `evaluate_trial` will use), or None before
+        the first fit. Why the set and not a count: two workers may have fitted on different sets of one size."""
+        self.sync(trials)
+        return tuple(sorted(self._fitted_on.items())) if self.model.fitted else None
 
     # --- estimates --------------------------------------------------------------------------------
     def evaluate(self, archs: Sequence[Arch]) -> np.ndarray:

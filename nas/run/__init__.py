@@ -27,6 +27,7 @@ from nas.run.store import CONFIG_FILE, LABELS_LOCK, PARETO_FILE, SETUP_LOCK, STU
 from nas.spaces import get_space
 from nas.spaces.base import SearchSpace
 from nas.strategies import KnownMetrics, SearchContext, make_strategy
+from nas.strategies._base import PricedMetrics
 
 
 class Run:
@@ -120,13 +121,18 @@ class Run:
         return self.store.storage_url
 
     def context(self) -> SearchContext:
-        """Objectives, mode, and the metrics known before evaluation (tier `known`) for the strategy."""
+        """Objectives, mode, the metrics known before evaluation (tier `known`) and the estimates that price
+        the whole space from a refitted model (`repriced`) for the strategy."""
         from nas.accuracy.predictors import PredictorFactory
 
         known = tuple(m for m, p in self.providers.items() if p.known)
         evaluate_known = KnownMetrics({m: self.providers[m] for m in known})
+        priced = tuple(m for m, p in self.providers.items() if not p.known and p.repriced)
+        evaluate_priced = PricedMetrics({m: self.providers[m] for m in priced})
         # picklable parts only (no closures over the run), so the sampler pickles as Optuna's contract says
-        return SearchContext(self.objectives, known, evaluate_known, self.config.search_mode(), PredictorFactory(self.space))
+        return SearchContext(
+            self.objectives, known, evaluate_known, self.config.search_mode(), PredictorFactory(self.space), priced_metrics=priced, priced=evaluate_priced
+        )
 
     def make_sampler(self) -> optuna.samplers.BaseSampler:
         return make_strategy(

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import threading
 from abc import abstractmethod
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Hashable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -61,6 +61,26 @@ class KnownMetrics:
         return {m: np.asarray(p.evaluate(archs)) for m, p in self.providers.items()}
 
 
+@dataclass(frozen=True)
+class PricedMetrics:
+    """`priced` of a search context: estimates that price every arch from a model the search refits
+    (`MetricProvider.repriced`, e.g. a device measured in the loop).
+
+    `versions(trials)` brings each model up to date with the study's trials and says which metrics can
+    price now and at which version (a value that changes whenever the prices do); `__call__(archs)` gives
+    their current prices (`n_archs` each). A class, like `KnownMetrics`, so the sampler pickles.
+    """
+
+    providers: Mapping[str, MetricProvider]
+
+    def versions(self, trials: Sequence[FrozenTrial]) -> dict[str, Hashable]:
+        out = {m: p.prices_version(trials) for m, p in self.providers.items()}
+        return {m: v for m, v in out.items() if v is not None}
+
+    def __call__(self, archs: Sequence[Arch]) -> dict[str, np.ndarray]:
+        return {m: np.asarray(p.evaluate(archs), dtype=float) for m, p in self.providers.items()}
+
+
 @dataclass
 class SearchContext:
     """What a strategy may know besides the trial history.
@@ -69,6 +89,10 @@ class SearchContext:
     tables, LUTs, analytic counts) as arrays; only the remaining objectives (usually accuracy) cost a
     query. Strategies use it to skip archs that break a known constraint and to aim at the front at each
     candidate's exact cost. Without a context a strategy is black-box, like Optuna's samplers.
+
+    `priced` (metrics `priced_metrics`) are estimates that can price the whole space but change as the
+    search refits their model: a strategy may use their current prices as costs (bo does), never to
+    skip candidates (only constraints on `known_metrics` are enforced before evaluation).
     """
 
     objectives: ObjectiveSet
@@ -78,6 +102,8 @@ class SearchContext:
     #: (predictor name, encoding or None, options) -> an unfitted predictor with fit(archs, y) and
     #: predict(archs, return_std=True); the run wires it to `nas.accuracy.predictors.make_predictor`.
     surrogate_factory: Callable[[str, str | None, dict[str, Any]], Any] | None = None
+    priced_metrics: tuple[str, ...] = ()
+    priced: PricedMetrics | None = None
 
     def known_constraints(self) -> list[Constraint]:
         return [c for c in self.objectives.constraints if c.metric in self.known_metrics]

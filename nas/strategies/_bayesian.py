@@ -9,6 +9,13 @@ known costs) a sum over the cells of the front's cost-space grid (`_ehvi`); in o
 Chebyshev scalarisation (ParEGO) with the known parts fixed also has one.
 Candidates that break a known constraint are never proposed.
 
+A cost that is an estimate priced from a model the search refits (`SearchContext.priced`: a device
+measured in the loop) is used the same way, at the model's current price, and the pool is re-priced
+whenever the model's version changed since the last ask (one whole-space predict per refit). Why: as a
+black-box objective bo would model it again from the trials and throw away the device's model (loop30
+trailed a LUT fitted offline on as many measurements: benchmarks/results/own_device.md). Its
+constraints are still checked only after evaluation.
+
 The surrogate comes from `nas.accuracy.predictors` through the search context (one predictor code
 base): `surrogate="gp"` with `encoding="onehot"` is classic BO; `surrogate="mlp_ensemble"` with
 `encoding="path"` and `acquisition="thompson"` is BANANAS.
@@ -149,23 +156,52 @@ class BayesianSampler(ArchSampler):
         self.exact_3d = bool(exact_3d)
         self.hunt_below = float(hunt_below)
         self._pool_known: np.ndarray | None = None
+        self._pool_key: tuple[Any, ...] | None = None
         self._pool_index: dict[Arch, int] = {}
+        #: Prices of the metrics in `SearchContext.priced` at this ask: metric -> version (set by `propose`).
+        self._versions: dict[str, Any] = {}
 
     # --- what is known / uncertain ------------------------------------------------------------------
-    def _split_objectives(self) -> tuple[list[int], list[int]]:
+    def _split_objectives(self, study: Study | None = None) -> tuple[list[int], list[int]]:
+        """(costs priced before evaluation, objectives modelled from the trials), as objective indices.
+
+        Costs are the known metrics and the priced estimates that can price now (their versions read
+        from `study`'s trials into `_versions`)."""
         if self.context is None:
             raise ValueError("the bo/bananas strategies need a search context (objectives, known costs, surrogate); run them through nas.run.Run")
+        priced = self.context.priced
+        self._versions = priced.versions(study.get_trials(deepcopy=False)) if priced is not None and study is not None else {}
         names = self.context.objectives.names
-        known = [j for j, n in enumerate(names) if n in self.context.known_metrics]
-        uncertain = [j for j, n in enumerate(names) if n not in self.context.known_metrics]
+        costs = set(self.context.known_metrics) | set(self._versions)
+        known = [j for j, n in enumerate(names) if n in costs]
+        uncertain = [j for j, n in enumerate(names) if n not in costs]
         return known, uncertain
 
     def _known_matrix(self, archs: Sequence[Arch], known: list[int]) -> np.ndarray:
-        assert self.context is not None and self.context.known is not None
+        """`n_archs x len(known)` costs in minimisation units: known metrics and current prices."""
+        assert self.context is not None
         names = self.context.objectives.names
-        values = self.context.known(archs)
+        values: dict[str, np.ndarray] = {}
+        if any(names[j] in self.context.known_metrics for j in known):
+            assert self.context.known is not None
+            values |= self.context.known(archs)
+        if any(names[j] in self._versions for j in known):
+            assert self.context.priced is not None
+            values |= self.context.priced(archs)
         cols = np.stack([np.asarray(values[names[j]], dtype=float) for j in known], axis=1) if known else np.zeros((len(archs), 0))
         return cols * self.context.objectives.signs[known]
+
+    def _pool_costs(self, pool: Sequence[Arch], known: list[int]) -> np.ndarray:
+        """The whole pool's cost columns, cached until the cost set or a priced metric's version changes."""
+        assert self.context is not None
+        names = self.context.objectives.names
+        key = (tuple(known), tuple((names[j], self._versions.get(names[j])) for j in known))
+        if self._pool_known is None or self._pool_key != key:
+            self._pool_known = self._known_matrix(pool, known)
+            self._pool_key = key
+            if not self._pool_index:
+                self._pool_index = {a: i for i, a in enumerate(pool)}
+        return self._pool_known
 
     def _candidates(self, hist: History, seen: set[Arch], rng: np.random.Generator, known: list[int]) -> tuple[list[Arch], np.ndarray]:
         """Unseen candidates and their known objective columns (minimisation units).
@@ -175,13 +211,12 @@ class BayesianSampler(ArchSampler):
         """
         pool = self.pool()
         if pool is not None:
-            if self._pool_known is None:
-                self._pool_known = self._known_matrix(pool, known)
-                self._pool_index = {a: i for i, a in enumerate(pool)}
+            costs = self._pool_costs(pool, known)
             keep = np.ones(len(pool), dtype=bool)
             keep[[self._pool_index[a] for a in seen if a in self._pool_index]] = False
+            keep &= np.isfinite(costs).all(axis=1)
             idx = np.flatnonzero(keep)
-            return [pool[i] for i in idx], self._pool_known[idx]
+            return [pool[i] for i in idx], costs[idx]
         out: list[Arch] = []
         for arch in hist.archs:
             out.extend(self.space.neighbours(arch))
@@ -196,10 +231,7 @@ class BayesianSampler(ArchSampler):
         pool = self.pool()
         if pool is None or not known:
             return self.random_unseen(rng, seen)
-        if self._pool_known is None:
-            self._pool_known = self._known_matrix(pool, known)
-            self._pool_index = {a: i for i, a in enumerate(pool)}
-        cost = self._pool_known[:, 0]
+        cost = self._pool_costs(pool, known)[:, 0]
         order = np.argsort(cost, kind="stable")
         bins = np.array_split(order, self.n_initial)
         members = [pool[i] for i in bins[step % self.n_initial] if pool[i] not in seen]
@@ -240,7 +272,7 @@ class BayesianSampler(ArchSampler):
 
     # --- proposal -----------------------------------------------------------------------------------
     def propose(self, study: Study, trial: FrozenTrial, rng: np.random.Generator) -> Arch:
-        known, uncertain = self._split_objectives()
+        known, uncertain = self._split_objectives(study)
         step = self.step(study, trial)
         seen = self.seen(study)
         hist = self.history(study)

@@ -16,6 +16,7 @@ from nas._resources import shipped_dir
 from nas.cost.in_loop import FewShotLatency, MeasuredLatency, reference_tables
 from nas.cost.lut import LUTProvider
 from nas.run import Run, RunConfig, RunConfigError, resolve_provider
+from nas.strategies._base import PricedMetrics
 
 TABLE = shipped_dir("latency_tables") / "nb201_latency_ms.csv.gz"
 METRIC = "latency@mydev"
@@ -87,6 +88,31 @@ def test_search_spends_at_most_the_budget_and_refits_as_measurements_arrive(tmp_
     assert isinstance(later, LUTProvider)
     prices = later.evaluate(run.space.enumerate()[:100])
     assert np.isfinite(prices).all() and (prices > 0).all()
+
+
+def test_bo_prices_the_space_with_the_devices_current_model_once_per_refit(tmp_path, no_data_dir, monkeypatch):
+    """bo uses the measured device's estimates as a priced cost: the whole space is priced once per set of
+    measurements the model was fitted on, the measure budget holds and no architecture is proposed twice."""
+    pricings: list[int] = []
+    price = PricedMetrics.__call__
+
+    def counted(self, archs):
+        pricings.append(len(archs))
+        return price(self, archs)
+
+    monkeypatch.setattr(PricedMetrics, "__call__", counted)
+    run = Run.open(tmp_path / "r", config(16, 7, strategy="bo", strategy_options={"surrogate_options": {"n_restarts": 0}}))
+    run.search(pareto_every=0)
+    trials = run.study.get_trials(deepcopy=False)
+    archs = [t.user_attrs["arch"] for t in trials]
+    assert len(archs) == len(set(archs)) == 16
+    measured = measured_trials(run)
+    assert 5 <= len(measured) == sum(t.user_attrs.get("latency_measure_spent") is True for t in trials) <= 7
+    # the model's versions seen before each trial: the measurement sets of the trials before it, from 2 on
+    fitted_sets = {len([m for m in measured if m.number < t.number]) for t in trials} - {0, 1}
+    assert pricings and set(pricings) == {run.space.size} and len(pricings) <= len(fitted_sets)
+    versions = run.context().priced.versions(trials)
+    assert versions == {METRIC: tuple(sorted((m.user_attrs["arch"], m.user_attrs["latency_measured"]) for m in measured))}
 
 
 def test_resume_and_two_workers_share_the_measurements(tmp_path, no_data_dir):

@@ -2,18 +2,21 @@
 
 from __future__ import annotations
 
+import pickle
+
 import numpy as np
 import optuna
 import pytest
 
 from nas.accuracy import table_accuracy
-from nas.accuracy.predictors import make_predictor
+from nas.accuracy.predictors import PredictorFactory, make_predictor
 from nas.cost import CountProvider
 from nas.cost.lut import LUT, LUTProvider, find_lut
-from nas.objectives import ObjectiveSet
+from nas.objectives import MetricProvider, ObjectiveSet, Tier
 from nas.pareto import hypervolume, pareto_mask
 from nas.spaces import get_space
 from nas.strategies import SearchContext, make_strategy, space_distributions
+from nas.strategies._base import PricedMetrics
 from nas.strategies._bayesian import BayesianSampler, ehvi_2d, hvi_2d, non_domination_probability
 
 SPACE = get_space("nb201")
@@ -141,3 +144,60 @@ def test_bo_with_two_known_costs_uses_the_exact_3d_ehvi_and_beats_random_search(
             assert len(set(archs)) == len(archs)
             hv[strategy].append(hypervolume(F[pareto_mask(F)], all_F.max(axis=0)))
     assert np.median(hv["bo"]) > np.median(hv["random"])
+
+
+class _RefittedPrices(MetricProvider):
+    """An estimate that prices the whole space from a 'model' whose version the test sets: the raspi4
+    LUT's prices, scaled by a factor that depends on the version (so a new version changes the ranking)."""
+
+    metric = "latency@mine"
+    tier = Tier.ESTIMATE
+    repriced = True
+
+    def __init__(self) -> None:
+        self.base = _cost_provider("latency@raspi4")
+        self.version: int | None = None
+        self.whole_space_calls = 0
+
+    def prices_version(self, trials) -> int | None:
+        return self.version
+
+    def evaluate(self, archs) -> np.ndarray:
+        if len(archs) == SPACE.size:
+            self.whole_space_calls += 1
+        base = self.base.evaluate(archs)
+        return base if not self.version else base * (1.0 + 0.5 * self.version * (base > np.median(base)))
+
+
+def test_bo_prices_with_a_refitted_estimate_and_reprices_only_when_its_version_changes():
+    accuracy = table_accuracy(SPACE, "cifar10")
+    provider = _RefittedPrices()
+    objset = ObjectiveSet.parse(["accuracy:max", "latency@mine:min"], [])
+    context = SearchContext(
+        objset, (), None, None, PredictorFactory(SPACE), priced_metrics=("latency@mine",), priced=PricedMetrics({"latency@mine": provider})
+    )
+    sampler = BayesianSampler(SPACE, seed=0, context=context, surrogate_options={"n_restarts": 0})
+    study = optuna.create_study(directions=["minimize", "minimize"], sampler=sampler)
+    archs = []
+
+    def ask_and_tell(n: int) -> None:
+        for _ in range(n):
+            trial = study.ask(fixed_distributions=space_distributions(SPACE))
+            arch = SPACE.validate(trial.params)
+            archs.append(arch)
+            study.tell(trial, [-float(accuracy.evaluate([arch])[0]), float(provider.evaluate([arch])[0])])
+
+    ask_and_tell(2)  # the model cannot price yet: bo never asks it for the space
+    assert provider.whole_space_calls == 0 and sampler._pool_known is None
+    provider.version = 1
+    ask_and_tell(6)  # initial steps and EHVI steps: one pricing of the pool for version 1
+    assert provider.whole_space_calls == 1
+    pool = SPACE.enumerate()
+    np.testing.assert_array_equal(sampler._pool_known[:, 0], provider.evaluate(pool))
+    provider.version = 2
+    ask_and_tell(4)
+    assert provider.whole_space_calls == 3  # one re-pricing for version 2 (plus the check above)
+    np.testing.assert_array_equal(sampler._pool_known[:, 0], provider.evaluate(pool))
+    assert len(set(archs)) == len(archs) == 12
+    # the sampler still pickles (Optuna's contract), its priced metrics with it
+    assert pickle.loads(pickle.dumps(sampler)).context.priced_metrics == ("latency@mine",)
