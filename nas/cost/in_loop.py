@@ -27,6 +27,11 @@ it gives one, else the spread (standard deviation) of its member predictions: me
 reference devices do not pin the target down (raspi4 from 10 random measurements, 17 references: mean
 spread 0.215 ms, mean absolute error 0.213 ms).
 
+Strategies may price the whole space with the model's current means (`MetricProvider.repriced`): bo
+does, re-pricing once per refit (`MeasuredLatency.prices_version`, synced from the study like every
+decision here). Why: bo modelling the device's latency again from the trials threw the model away, and
+loop30 trailed a LUT fitted offline on 30 measurements (benchmarks/results/own_device.md).
+
 Why the state lives in the study: measurements, their count and the stds seen are read back from the
 trials' user attrs before every decision, so a resumed run or several workers continue from the same
 state; workers claim measurements under the run's file lock, so the budget holds for them too.
