@@ -13,7 +13,7 @@ from optuna.trial import FrozenTrial
 
 from nas.spaces.base import Arch, SearchSpace
 from nas.strategies._base import ArchSampler, ConstraintsFunc, SearchContext
-from nas.strategies._modes import FoldedElite, best_first, fitness_order
+from nas.strategies._modes import FoldedElite, best_first
 
 
 class LocalSearchSampler(ArchSampler):
@@ -32,7 +32,7 @@ class LocalSearchSampler(ArchSampler):
         8
     """
 
-    _derived = ("_elite",)
+    _derived = ("_elites",)
 
     def __init__(
         self,
@@ -49,7 +49,8 @@ class LocalSearchSampler(ArchSampler):
             raise ValueError(f"n_initial and width must be >= 1, got {n_initial}, {width}")
         self.n_initial = n_initial
         self.width = width
-        self._elite: FoldedElite | None = None  # the history's rows that can still be among the best `width`
+        # per ranking depth k: the history's rows that can still be among the best k (see `_best`)
+        self._elites: dict[int, FoldedElite] | None = None
 
     def propose(self, study: Study, trial: FrozenTrial, rng: np.random.Generator) -> Arch:
         view = self.view(study)
@@ -60,18 +61,28 @@ class LocalSearchSampler(ArchSampler):
         objectives = self.context.objectives if self.context else None
         mode = self.context.mode if self.context else None
         step = view.step(trial.number)
-        if self._elite is None or self._elite.size != self.width:
-            self._elite = FoldedElite(self.width)
-        best = best_first(hist.F, hist.violation, objectives, mode, step, self.width, self._elite, view.settled, view.epoch)
+
+        def ranked(k: int) -> np.ndarray:
+            """The best `k` rows of the history, by the search mode's ranking."""
+            if self._elites is None:
+                self._elites = {}
+            elite = self._elites.setdefault(k, FoldedElite(k))
+            return best_first(hist.F, hist.violation, objectives, mode, step, k, elite, view.settled, view.epoch)
+
+        best = ranked(self.width)
         start = int(rng.integers(len(best)))
         for k in range(len(best)):
             fresh = self.unseen_children(self.space.neighbours(hist.archs[int(best[(start + k) % len(best)])]), seen)
             if fresh:
                 return fresh[int(rng.integers(len(fresh)))]
-        # every neighbour of the best is taken: walk down the whole ranking (the only full one, and rare)
-        order = fitness_order(hist.F, hist.violation, objectives, mode, step)
-        for i in order[len(best) :]:
-            fresh = self.unseen_children(self.space.neighbours(hist.archs[int(i)]), seen)
-            if fresh:
-                return fresh[int(rng.integers(len(fresh)))]
+        # every neighbour of the best is taken: walk down the ranking, twice as deep at each step. Late in a
+        # long search this happens at most asks; ranking all rows each time cost more than the rest of the trial
+        done, depth = len(best), 2 * self.width
+        while done < len(hist.archs):
+            order = ranked(depth)
+            for i in order[done:]:
+                fresh = self.unseen_children(self.space.neighbours(hist.archs[int(i)]), seen)
+                if fresh:
+                    return fresh[int(rng.integers(len(fresh)))]
+            done, depth = len(order), 2 * depth
         return self.random_unseen(rng, seen)
