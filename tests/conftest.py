@@ -23,3 +23,19 @@ def shared_data() -> Path:
 def no_data_dir(monkeypatch, tmp_path) -> None:
     """Force the fresh-machine situation: no benchmark data directory anywhere."""
     monkeypatch.setenv("NAS_DATA_DIR", "none")
+
+
+@pytest.fixture(scope="session")
+def zero_cost_cache_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """One zero-cost feature cache for the session's tests (never the user's ~/.cache)."""
+    return tmp_path_factory.mktemp("zero_cost_cache")
+
+
+@pytest.fixture(autouse=True)
+def _zero_cost_cache_in_tmp(monkeypatch: pytest.MonkeyPatch, zero_cost_cache_dir: Path) -> None:
+    """Every test that scores cells for `effective_zc` writes them to the session's cache. Here, not in
+    tests/accuracy/conftest.py: with --doctest-modules, a conftest.py collected before tests/conftest.py
+    takes the module name `conftest` and the root one fails to import (CI saw it)."""
+    from nas.accuracy.predictors._zero_cost_features import CACHE_ENV
+
+    monkeypatch.setenv(CACHE_ENV, str(zero_cost_cache_dir))
