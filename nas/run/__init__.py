@@ -123,7 +123,7 @@ class Run:
     def context(self) -> SearchContext:
         """Objectives, mode, the metrics known before evaluation (tier `known`) and the estimates that price
         the whole space from a refitted model (`repriced`) for the strategy."""
-        from nas.accuracy.predictors import PredictorFactory
+        from nas.accuracy.surrogate import PredictorFactory
 
         known = tuple(m for m, p in self.providers.items() if p.known)
         evaluate_known = KnownMetrics({m: self.providers[m] for m in known})

@@ -164,22 +164,7 @@ def make_predictor(name: str, space: SearchSpace | str, encoding: str | None = N
     return Pipeline([("encode", ArchEncoder(the_space, kind)), ("model", estimator)])
 
 
-@dataclass(frozen=True)
-class PredictorFactory:
-    """`(name, encoding, options) -> make_predictor(name, space, encoding, **options)`: the surrogate
-    factory a search context hands a strategy (a class, not a closure, so the strategy pickles).
-
-    Example:
-        >>> PredictorFactory("nb201")("rf", None, {"n_estimators": 5}).named_steps["model"].n_estimators
-        5
-    """
-
-    space: SearchSpace | str
-
-    def __call__(self, name: str, encoding: str | None, options: dict[str, Any]) -> Pipeline:
-        return make_predictor(name, self.space, encoding, **options)
-
-
+from nas.accuracy.surrogate import PredictorFactory  # noqa: E402  (re-exported: its home keeps the search context light)
 from nas.accuracy.predictors.data import TrainingDataError, from_csv, from_frame, from_table, from_trials  # noqa: E402
 from nas.accuracy.predictors.provider import PredictorProvider  # noqa: E402  (needs make_predictor above)
 
