@@ -36,7 +36,7 @@ from nas.cost.lut import INTERCEPT, LUT, LUTError
 from nas.cost.machine import cpu_info, fingerprint, recorded_fingerprint
 from nas.cost.measure._fresh import run_fresh
 from nas.cost.measure._jobs import time_signatures
-from nas.cost.validate import _check_backend, _layer_kwargs, _sums_by_op, accuracy_figures, calibration_group, random_archs, used_archs
+from nas.cost.validate import ROBUST_SCALE, _check_backend, _layer_kwargs, _sums_by_op, accuracy_figures, calibration_group, random_archs, used_archs
 from nas.spaces.base import Arch, SearchSpace
 
 Progress = Callable[[int, int], None]
@@ -45,8 +45,6 @@ Progress = Callable[[int, int], None]
 TRANSFER_MODELS = ("scale", "affine", "types")
 #: Weight of "each type's factor equals the shared factor" against the networks' relative errors ("types").
 PRIOR = 0.01
-#: Relative error beyond which a network's pull grows linearly (one odd network must not bend the rest).
-ROBUST_SCALE = 0.05
 #: Group of rows that are not operators (intercept, topology terms).
 REST = "rest"
 #: Key of the shared (machine-wide) factor among the fitted factors; it also prices a call that runs nothing.
@@ -58,7 +56,8 @@ def _group(key: str) -> str:
 
 
 def _relative_fit(design: np.ndarray, measured: np.ndarray, start: np.ndarray, prior_rows: np.ndarray | None = None) -> np.ndarray:
-    """Parameters x minimising soft-L1 of (design @ x - measured) / measured, plus `prior_rows @ x` as extra residuals."""
+    """Parameters x minimising soft-L1 (beyond `ROBUST_SCALE`, shared with `nas lut build --calibrate`: one odd network
+    must not bend the rest) of (design @ x - measured) / measured, plus `prior_rows @ x` as extra residuals."""
     weight = 1.0 / measured
 
     def residuals(x: np.ndarray) -> np.ndarray:
