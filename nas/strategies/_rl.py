@@ -24,6 +24,28 @@ from nas.strategies._base import ArchSampler, ConstraintsFunc, History, SearchCo
 from nas.strategies._modes import dominated_by, dominators_of, mode_scores, pareto_ranked
 
 
+def _longest_chains(Q: np.ndarray, rows: np.ndarray, ranks: np.ndarray) -> np.ndarray:
+    """Ranks of `rows` of `Q` (longest chain of dominators) given `ranks`, exact for every other row and a
+    lower bound for `rows` (ranks only grow as rows are added).
+
+    Why a fixed point over all of `rows` at once: a new front point can dominate hundreds of rows, and
+    redoing them one by one cost a pass over the history each; each round here is one array operation,
+    and the rounds needed are the longest chain among `rows` themselves.
+
+    Example:
+        >>> Q = np.array([[0.0, 0.0], [1.0, 1.0], [2.0, 2.0]])
+        >>> _longest_chains(Q, np.array([1, 2]), np.array([0, 0, 0])).tolist()
+        [1, 2]
+    """
+    dominates = np.all(Q[None, :, :] <= Q[rows, None, :], axis=2) & np.any(Q[None, :, :] < Q[rows, None, :], axis=2)
+    ranks = ranks.copy()
+    while True:
+        redone = np.where(dominates, ranks[None, :], -1).max(axis=1) + 1
+        if np.array_equal(redone, ranks[rows]):
+            return redone
+        ranks[rows] = redone
+
+
 class PolicyFold:
     """The policy after folding a history's rows in order: logits per decision, the reward baseline, and the
     Pareto ranks of the feasible rows so far (a new row dominates few, so only their ranks are redone).
@@ -61,10 +83,9 @@ class PolicyFold:
         beaten = np.flatnonzero(dominated_by(P, f)) if len(P) else np.zeros(0, dtype=np.int64)
         self._feasible.append(i)
         self._ranks = np.append(self._ranks, rank)
-        if beaten.size:  # only rows `f` dominates can move; a dominator has a smaller sum, so it is redone first
+        if beaten.size:  # only rows `f` dominates can move (dominance is transitive): redo theirs
             Q = F[self._feasible]
-            for j in beaten[np.argsort(Q[beaten].sum(axis=1), kind="stable")]:
-                self._ranks[j] = int(self._ranks[dominators_of(Q, Q[j])].max()) + 1
+            self._ranks[beaten] = _longest_chains(Q, beaten, self._ranks)
         return 1.0 - rank / max(int(self._ranks.max()), 1)
 
     def add(
