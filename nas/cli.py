@@ -279,6 +279,8 @@ def _search_with_progress(run: Any, show: bool) -> None:
                 hv += f"  labels {p.labels}/{p.label_budget}"
             if p.pruned:
                 hv += f"  pruned {p.pruned}"
+            for note in p.notes:
+                hv += f"  {note}"
             bar.update(task, completed=p.done, total=p.budget, hv=hv, front=p.front_size)
 
         run.search(on_trial=update, progress_every=0.25, on_status=lambda line: bar.console.print(line, highlight=False, markup=False, soft_wrap=True))

@@ -322,6 +322,11 @@ class MetricProvider(ABC):
         nothing to write). The caller holds the run's labels lock."""
         return None
 
+    def progress_note(self, trials: Sequence[Any]) -> str | None:
+        """A few words for the progress display on what the provider has spent of a budget of its own in the
+        study's `trials` (a device measured in the loop: `measured 12/30`), or None (default: no budget)."""
+        return None
+
     def evaluate_trial(self, arch: Arch, context: TrialContext) -> dict[str, float]:
         """`metric` (and any `reported` metrics) of the architecture of one trial."""
         return {self.metric: float(self.evaluate([arch])[0])}

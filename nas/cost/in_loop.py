@@ -435,6 +435,9 @@ class MeasuredLatency(MetricProvider):
             "initial": self.options.initial,
         }
 
+    def progress_note(self, trials: Sequence[Any]) -> str | None:
+        return f"{self.device} measured {self.spent(trials)}/{self.options.budget}"
+
     def finish(self, directory: Path, trials: Sequence[Any]) -> str | None:
         """The device's model, fitted on every measurement of the study, saved as `directory/DEVICE.csv`."""
         path = save_device_lut(self, Path(directory), trials)

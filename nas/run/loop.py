@@ -42,6 +42,8 @@ class Progress:
     labels: int | None = None
     label_budget: int | None = None
     pruned: int = 0
+    #: Each provider's `progress_note` (e.g. a device's measurements spent of its budget).
+    notes: tuple[str, ...] = ()
 
 
 class SearchLoop:
@@ -231,7 +233,9 @@ class SearchLoop:
         pruned = sum(1 for t in store.study.get_trials(deepcopy=False, states=(TrialState.PRUNED,)))
         labels = store.labels_spent() if self.label_budget is not None else None
         budget = min(store.config.budget, self._planned) if self._planned is not None else store.config.budget
-        return Progress(store.n_spent(), budget, store.hypervolume(front), len(front), labels, self.label_budget, pruned)
+        trials = store.study.get_trials(deepcopy=False) if self.providers else []
+        notes = tuple(note for p in self.providers.values() if (note := p.progress_note(trials)))
+        return Progress(store.n_spent(), budget, store.hypervolume(front), len(front), labels, self.label_budget, pruned, notes)
 
 
 __all__ = ["Progress", "SearchLoop"]

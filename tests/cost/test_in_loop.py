@@ -48,13 +48,15 @@ def provider_of(run: Run) -> MeasuredLatency:
 def test_search_spends_at_most_the_budget_and_refits_as_measurements_arrive(tmp_path, no_data_dir, truth, monkeypatch):
     run = Run.open(tmp_path / "r", config(30, 8))
     lines: list[str] = []
-    run.search(pareto_every=0, on_status=lines.append)
+    shown: list = []
+    run.search(pareto_every=0, on_status=lines.append, on_trial=shown.append, progress_every=0)
     trials = run.study.get_trials(deepcopy=False)
     done = [t for t in trials if t.state == TrialState.COMPLETE]
     assert len(done) == 30
     measured = measured_trials(run)
     spent = sum(t.user_attrs.get("latency_measure_spent") is True for t in trials)
     assert 5 <= len(measured) == spent <= 8
+    assert shown[-1].notes == (f"mydev measured {spent}/8",)  # the progress display says what was spent
     assert [t.user_attrs["latency_measure_reason"] for t in measured[:5]] == ["initial"] * 5
     for t in measured:  # a measurement is the device's value, stored as the trial's metric
         assert t.user_attrs["latency_source"] == "measured"
