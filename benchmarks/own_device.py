@@ -51,31 +51,21 @@ from tvm_vs_torch import _markdown  # noqa: E402
 
 RESULTS = Path(__file__).resolve().parent / "results"
 TABLE = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "nb201" / "latency_ms.csv.gz"
-VARIANTS = ("params", "lut30", "loop10", "loop20", "loop30", "loop30_blackbox", "loop30_priced", "true")
+VARIANTS = ("params", "lut30", "loop10", "loop20", "loop30", "true")
+ABLATIONS = ("loop30_blackbox",)  # run only when named in --variants
 BASE = dict(space="nb201", dataset="cifar10", strategy="bo")
 NOTES = """Notes
+- Every row ran at commit 5ded4b9's code (2026-11-26 12:27-13:32 UTC, two searches side by side on the 2-core machine, load
+  average about 2): all 18 devices, seeds 0-2, every variant. The rows of earlier code (one seed: loop30 before bo priced the
+  device's model, loop30_blackbox, loop10/20 of older uncertainty code) are kept in `own_device_seed0_dev.csv`.
 - `params` does not depend on the device: one bo run per seed, its front re-scored on each device.
 - `lut30` fits `fit_lut(method="transfer")` on 30 archs drawn at random from the table (seeded), references = the 17 other
-  devices; the LUT is then a known cost (bo prices every architecture with it). `loopK` is a tier-estimate metric: bo models
-  it from the trials' stored values, and 100 - K trials keep the estimate they were given when they ran.
-- The rows are what finished before the deadline: see the `seeds` column and the device list; devices not listed were not run.
-- Where loop30 loses (the code before commit 966a558; one look, gold_6226 seed 0: loop30 0.985 vs lut30 0.997): every point of its reported front was measured,
-  and the 70 estimated trials' median error was 1.2 %; its front has 12 points against lut30's 18. The gap is the strategy's, not
-  the estimate's: bo aims each proposal at the front at a candidate's exact known cost, and caches the pool's known costs once
-  per run, so a cost model that is refitted during the search can only enter it as a black-box objective.
-- `loop30_priced` (11:11-11:26 UTC, commit 966a558, seed 0 only, all 18 devices): bo prices the whole space with the device's
-  current model (`SearchContext.priced`, re-priced once per refit) and aims at the front at those prices, as lut30 does with its
-  LUT. `loop30_blackbox` (11:26-11:31 UTC, seed 0, the devices listed in its column) is the same code with the prices withheld, to
-  separate the fix from the other change since the loop30 rows (the uncertainty from `predict_distribution`); it reproduces
-  loop30's gap. lut30 of the 7 devices that had no row (1080ti_256, 1080ti_32, 2080ti_1, 2080ti_32, pixel2, titan_rtx_1,
-  titan_rtx_256) ran at 11:20-11:26 UTC with the same code. These runs shared the 2-core machine with a CI run of the whole
-  test suite (load average 4-5.3); one seed, so a device's gap of a few 1e-4 is within what another seed could change.
-  loop30_priced trails lut30 on 1080ti_32, 2080ti_1 and fpga (seed 0), so the issue's 16 of 18 is missed by one device there;
-  its median 0.9983 meets the >= 0.99 aim. Seeds 1-2 were not run.
-- Code versions: the loop30 runs (09:38-10:40 UTC) used the spread of the transfer model's members as the
-  uncertainty; the loop10 / loop20 runs (10:40 UTC on) used `TransferModel.predict_distribution`, which another helper was adding
-  to `nas/cost/fit.py` (uncommitted then). Every run imported `nas/cost/fit.py` from the working tree as it was when its process
-  started, other helpers' uncommitted changes included."""
+  devices; the LUT is then a known cost (bo prices every architecture with it).
+- `loopK` measures in the loop (`--measure latency@own_DEVICE=csv:TABLE:DEVICE --measure-budget K`): the device's latency
+  starts as the few-shot estimate, the first 5 trials are measured, then front candidates and paced uncertain ones, and bo
+  prices the whole space with the device's current model (re-priced once per refit), as it does with lut30's LUT.
+- "above lut30" compares medians over 3 seeds per device; most per-device differences are a few 1e-4, within what another
+  seed changes (`own_device.csv` has every run)."""
 
 
 def rescored_hv(front_archs: list[str], truth: pd.DataFrame, device: str, ref: np.ndarray) -> float:
@@ -105,12 +95,19 @@ def main() -> None:
     parser.add_argument("--seeds", default="0,1,2")
     parser.add_argument("--variants", default=",".join(VARIANTS))
     parser.add_argument("--budget", type=int, default=100)
+    parser.add_argument("--csv", type=Path, default=RESULTS / "own_device.csv",
+                        help="rows file (resumed from); give each parallel worker its own, then --summary --csv with all of them")
     parser.add_argument("--summary", action="store_true", help="only rewrite the .md from the .csv")
-    args = parser.parse_args()
-    csv_path = RESULTS / "own_device.csv"
+    args, more_csvs = parser.parse_known_args()
+    csv_path = args.csv
     if args.summary:
-        write_summary(pd.read_csv(csv_path))
+        frame = pd.concat([pd.read_csv(path) for path in [csv_path, *map(Path, more_csvs)]], ignore_index=True)
+        frame = frame.drop_duplicates(subset=["device", "seed", "variant"], keep="last")
+        frame.to_csv(RESULTS / "own_device.csv", index=False)
+        write_summary(frame)
         return
+    if more_csvs:
+        parser.error(f"unrecognised arguments: {' '.join(more_csvs)}")
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     space = get_space("nb201")
     truth = tables.nb201(devices="all", data_dir=str(TABLE.parents[1])).set_index("arch")
@@ -124,12 +121,12 @@ def main() -> None:
     luts.mkdir()
     os.environ["NAS_LUTS_DIR"] = str(luts)
     params_fronts: dict[int, list[str]] = {}
-    for device in devices:
-        column = truth[f"latency@{device}"]
-        ref = np.array([-truth["accuracy"].min(), column.max()])
-        true_points = np.column_stack([-truth["accuracy"].to_numpy(), column.to_numpy()])
-        true_hv = hypervolume(true_points[ParetoFront(true_points).mask], ref)
-        for seed in seeds:
+    for seed in seeds:  # every device at one seed before the next seed: a run cut short still covers all devices
+        for device in devices:
+            column = truth[f"latency@{device}"]
+            ref = np.array([-truth["accuracy"].min(), column.max()])
+            true_points = np.column_stack([-truth["accuracy"].to_numpy(), column.to_numpy()])
+            true_hv = hypervolume(true_points[ParetoFront(true_points).mask], ref)
             lut_name = f"lut_{device}_{seed}"
             for variant in variants:
                 if (device, seed, variant) in have:
@@ -165,7 +162,7 @@ def main() -> None:
 def write_summary(frame: pd.DataFrame) -> None:
     frame = frame.copy()
     per_device = frame.groupby(["device", "variant"])["hv_ratio"].median().unstack("variant")
-    columns = [v for v in VARIANTS if v in per_device.columns]
+    columns = [v for v in VARIANTS + ABLATIONS if v in per_device.columns]
     per_device = per_device[columns]
     seeds = frame.groupby("device")["seed"].nunique()
     table = per_device.reset_index()
@@ -184,7 +181,7 @@ def write_summary(frame: pd.DataFrame) -> None:
         _markdown(table),
         "",
     ]
-    for loop in ("loop30", "loop30_priced"):
+    for loop in ("loop10", "loop20", "loop30"):
         if {loop, "lut30"} <= set(per_device.columns):
             both = per_device.dropna(subset=[loop, "lut30"])
             wins = int((both[loop] > both["lut30"]).sum())
@@ -193,9 +190,10 @@ def write_summary(frame: pd.DataFrame) -> None:
                 f"{loop} above lut30 on {wins} of {len(both)} devices (aim: 16 of 18).",
                 "",
             ]
-    summary = frame.groupby("variant")[["hv_ratio", "seconds", "measurements"]].median().reindex([v for v in VARIANTS if v in set(frame["variant"])])
+    summary = frame.groupby("variant")[["hv_ratio", "seconds", "measurements"]].median().reindex([v for v in VARIANTS + ABLATIONS if v in set(frame["variant"])])
     summary.insert(0, "runs", frame.groupby("variant").size().reindex(summary.index))
-    lines += ["Median over every device and seed run (`seconds`: wall time of one search on a shared 2-core machine, load average 8-14 before 11:00 UTC, 4-5.3 for the loop30_priced, loop30_blackbox and new lut30 runs; `params` 0 where its one run per seed was re-scored):", "", _markdown(summary.reset_index()), ""]
+    lines += ["Median over every device and seed run (`seconds`: wall time of one search, two searches side by side on a 2-core machine; "
+              "`params` 0 where its one run per seed was re-scored):", "", _markdown(summary.reset_index()), ""]
     lines += [NOTES, ""]
     (RESULTS / "own_device.md").write_text("\n".join(lines))
 
