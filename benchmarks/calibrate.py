@@ -36,7 +36,7 @@ from nas.spaces import get_space
 
 RESULTS = Path(__file__).resolve().parent / "results"
 #: LUTs whose calibration archs no measured network may be (they are training data of the shipped files).
-SHIPPED = ("epyc_zen5__onnxruntime", "epyc_zen5__torch", "epyc_zen5__tvm", "epyc_zen4__onnxruntime")
+SHIPPED = ("epyc_zen5__onnxruntime", "epyc_zen5__torch", "epyc_zen5__tvm", "epyc_zen4__onnxruntime", "epyc_zen4__torch")
 VALIDATION_SEED = 11
 N_VALIDATION = 50
 N_CALIBRATION = 10
@@ -131,13 +131,15 @@ def report(table: pd.DataFrame, measured: pd.DataFrame) -> str:
         f"(seed {VALIDATION_SEED}) for every row; calibration: {N_CALIBRATION} other fresh networks per seed, a figure is the mean "
         "(min-max) over seeds. Models (`nas.cost.calibrate`): `scale` one factor, `affine` factor + constant, `types` a factor "
         "per operator type pulled towards a shared one. Every network: minimum over 3 fresh processes of the minimum of "
-        "200 thread-CPU-time samples of ~0.5 ms (torch: 60). Other jobs shared the 2 cores (load below).",
+        f"thread-CPU-time samples of ~0.5 ms ({', '.join(f'{b}: {int(r)}' for b, r in measured.groupby('backend')['repeats'].first().items())} samples); "
+        "the load average before and after each backend's measurement is below.",
         "",
         _markdown(frame),
         "",
-        "`epyc_zen4__*` are this machine's LUTs, refitted (`types`) on all 30 calibration networks above, so their rows "
-        "say what a LUT of this machine reaches on the same 50 networks (`epyc_zen4__torch`'s operator rows were measured "
-        "on Zen 5, see its sidecar's history); their per-seed rows refit them again on 10 of those 30.",
+        "`epyc_zen4__*` are this machine's LUTs (refitted here with `types` on 30 networks none of which is measured "
+        "above; `epyc_zen4__torch`'s operator rows were measured on Zen 5, see its sidecar's history), so their "
+        "uncalibrated rows say what a LUT of this machine reaches on the same 50 networks; their per-seed rows refit them "
+        "again on each seed's 10.",
         "",
         *[f"- {line}" for line in spread],
         "",
