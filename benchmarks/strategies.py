@@ -164,6 +164,29 @@ def run_one(job: tuple[Case, str, int, list[int], str | None]) -> tuple[list[dic
     return out, curve
 
 
+def compared(df: pd.DataFrame, before: pd.DataFrame, label: str) -> str:
+    """Median HV gap and share of the true Pareto set per case, budget and strategy, this run beside an
+    earlier run's rows (`before`, e.g. the committed results of older code), for the strategies and
+    seeds both ran: so a change of the strategies' code shows where search quality moved."""
+    keys = ["case", "budget", "strategy", "seed"]
+    both = df.merge(before, on=keys, suffixes=("", "_before"))
+    if both.empty:
+        return f"No case, budget, strategy and seed in common with {label}.\n"
+    g = both.groupby(["case", "budget", "strategy"], sort=False)
+    s = g.agg(seeds=("seed", "nunique"), gap_before=("hv_gap_before", "median"), gap=("hv_gap", "median"),
+              share_before=("share_found_before", "median"), share=("share_found", "median")).reset_index()
+    worse = s[(s.gap > s.gap_before * 1.1 + 1e-4) | (s.share < s.share_before - 0.05)]
+    lines = [f"# This run beside {label}", "",
+             "Same cases, budgets, strategies and seeds; medians over those seeds. `worse` marks a gap more than 10 % (+1e-4) "
+             "above the earlier run's or a share of the true Pareto set more than 0.05 below it.", "",
+             "| case | budget | strategy | seeds | HV gap before | HV gap now | share before | share now | worse |", "|---|---|---|---|---|---|---|---|---|"]
+    for r in s.itertuples():
+        flag = "yes" if r.Index in worse.index else ""
+        lines.append(f"| {r.case} | {r.budget} | {r.strategy} | {r.seeds} | {r.gap_before:.4f} | {r.gap:.4f} | {r.share_before:.3f} | {r.share:.3f} | {flag} |")
+    lines += ["", f"{len(worse)} of {len(s)} rows worse.", ""]
+    return "\n".join(lines)
+
+
 def summarise(df: pd.DataFrame, title: str) -> str:
     g = df.groupby(["case", "budget", "strategy"])
     s = g.agg(
@@ -293,6 +316,9 @@ def main(argv: Sequence[str] | None = None, *, default_out: str = "strategies", 
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--out", default=str(RESULTS / default_out))
     parser.add_argument("--no-plot", action="store_true")
+    parser.add_argument("--compare", type=Path, help="an earlier run's CSV (e.g. a committed strategies.csv at an older commit): "
+                        "also write OUT_compared.md, this run beside it")
+    parser.add_argument("--compare-label", default="the earlier run")
     args = parser.parse_args(argv)
     tables.require_data_dir(args.data_dir, needed="the measured NB201 latency table (nb201/latency_ms.csv.gz)")
     budgets = sorted(int(b) for b in args.budgets.split(","))
@@ -327,6 +353,8 @@ def main(argv: Sequence[str] | None = None, *, default_out: str = "strategies", 
     curves_df.to_csv(out.parent / f"{out.name}_curves.csv.gz", index=False)
     text = summarise(df, title) + "\n" + goals(df)
     out.with_suffix(".md").write_text(text + "\n")
+    if args.compare:
+        (out.parent / f"{out.name}_compared.md").write_text(compared(df, pd.read_csv(args.compare), args.compare_label))
     if not args.no_plot:
         plot(curves_df, out.with_suffix(".png"))
     print(text)
