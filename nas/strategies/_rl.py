@@ -1,15 +1,18 @@
 """Policy-gradient search (REINFORCE with a moving-average baseline) over a factorised policy.
 
-Why factorised and folded: the policy is one softmax per decision; its parameters are a deterministic
-function of the study's history (each completed trial's REINFORCE update applied once, in trial order,
-with the reward it earned when it arrived), so every worker and every resume computes the same policy, and
-an ask costs one update per new trial instead of a replay of every trial (`PolicyFold`).
+Why factorised and replayed: the policy is one softmax per decision; its parameters are a deterministic
+function of the study's history (every completed trial's REINFORCE update replayed in trial order), so every
+worker and every resume computes the same policy.
 
-Rewards, judged against the history up to and including the trial: in Pareto mode 1 - rank/max_rank of its
-Pareto rank (dense, unlike hypervolume improvement which is zero for most trials; ranks kept incrementally);
-in scalarised modes (including MnasNet's ACC * (LAT/T)^w soft constraint, `mode: scalarized, kind:
-product`) its negated mode score standardised over the feasible trials so far. Infeasible trials get the
-lowest reward, -1.
+Rewards are judged in hindsight, against the whole history at the ask: in Pareto mode a trial's reward is
+1 - rank/max_rank of its current Pareto rank (dense, unlike hypervolume improvement which is zero for most
+trials); in scalarised modes (including MnasNet's ACC * (LAT/T)^w soft constraint, `mode: scalarized, kind:
+product`) its negated mode score standardised over the feasible trials. Infeasible trials get the lowest
+reward, -1. Why hindsight and not the reward a trial earned on arrival (which would let each ask fold only
+the new trials): on the strategies benchmark, arrival rewards worsened RL's median HV gap on 14 of 24 cases
+and budgets (up to 1.4x; `benchmarks/results/strategies_recheck_compared.md`). What stays incremental is the
+costly part, the Pareto ranks (`ParetoRanks`: only the rows a new trial dominates are re-ranked); the replay
+is one vectorised update per trial over all decisions at once.
 """
 
 from __future__ import annotations
@@ -19,7 +22,6 @@ from optuna.study import Study
 from optuna.trial import FrozenTrial
 
 from nas.spaces.base import Arch, SearchSpace
-from nas.objectives import Mode, ObjectiveSet
 from nas.strategies._base import ArchSampler, ConstraintsFunc, History, SearchContext, TrialView
 from nas.strategies._modes import dominated_by, dominators_of, mode_scores, pareto_ranked
 
@@ -46,75 +48,66 @@ def _longest_chains(Q: np.ndarray, rows: np.ndarray, ranks: np.ndarray) -> np.nd
         ranks[rows] = redone
 
 
-class PolicyFold:
-    """The policy after folding a history's rows in order: logits per decision, the reward baseline, and the
-    Pareto ranks of the feasible rows so far (a new row dominates few, so only their ranks are redone).
+class ParetoRanks:
+    """Pareto ranks (what peeling fronts gives: the longest chain of dominators) of the feasible rows of a
+    growing history, kept as rows are added in order: a new row dominates few, so only theirs are redone.
 
     Example:
-        >>> fold = PolicyFold([3, 2], learning_rate=0.5, baseline_decay=0.9)
-        >>> fold.add(np.array([[0.0, 1.0], [1.0, 0.0]]), np.zeros(2), np.array([[0, 1], [2, 0]]), 0, 2, None, None)
-        >>> [round(float(t.sum()), 6) for t in fold.logits]
-        [0.0, 0.0]
+        >>> ranks = ParetoRanks()
+        >>> ranks.add(np.array([[1.0, 1.0], [2.0, 2.0], [0.0, 0.0]]), np.zeros(3), 3)
+        >>> ranks.feasible, ranks.ranks.tolist()
+        ([0, 1, 2], [1, 2, 0])
     """
 
-    def __init__(self, n_choices: list[int], learning_rate: float, baseline_decay: float) -> None:
-        self.learning_rate = learning_rate
-        self.baseline_decay = baseline_decay
-        self.logits = [np.zeros(n) for n in n_choices]
-        self.baseline: float | None = None
+    def __init__(self) -> None:
         self.folded = 0
-        self._feasible: list[int] = []
-        self._ranks = np.zeros(0, dtype=np.int64)
+        self.feasible: list[int] = []
+        self.ranks = np.zeros(0, dtype=np.int64)
 
-    def copy(self) -> PolicyFold:
-        other = PolicyFold([], self.learning_rate, self.baseline_decay)
-        other.logits = [theta.copy() for theta in self.logits]
-        other.baseline, other.folded = self.baseline, self.folded
-        other._feasible, other._ranks = list(self._feasible), self._ranks.copy()
+    def copy(self) -> ParetoRanks:
+        other = ParetoRanks()
+        other.folded, other.feasible, other.ranks = self.folded, list(self.feasible), self.ranks.copy()
         return other
 
-    def _pareto_reward(self, F: np.ndarray, i: int) -> float:
-        """Add feasible row `i` to the ranks (a rank = length of the longest chain of dominators, which is
-        what peeling fronts gives); its reward 1 - rank/max_rank over the feasible rows so far."""
-        P = F[self._feasible]
-        f = F[i]
-        dominators = dominators_of(P, f) if len(P) else np.zeros(0, dtype=bool)
-        rank = int(self._ranks[dominators].max()) + 1 if dominators.any() else 0
-        beaten = np.flatnonzero(dominated_by(P, f)) if len(P) else np.zeros(0, dtype=np.int64)
-        self._feasible.append(i)
-        self._ranks = np.append(self._ranks, rank)
-        if beaten.size:  # only rows `f` dominates can move (dominance is transitive): redo theirs
-            Q = F[self._feasible]
-            self._ranks[beaten] = _longest_chains(Q, beaten, self._ranks)
-        return 1.0 - rank / max(int(self._ranks.max()), 1)
-
-    def add(
-        self, F: np.ndarray, violation: np.ndarray, choices: np.ndarray, start: int, stop: int, objectives: ObjectiveSet | None, mode: Mode | None
-    ) -> None:
-        """Apply the REINFORCE update of rows `start..stop` (`start` = rows folded so far); `choices` holds
-        each row's choice index per decision (`n x n_decisions`)."""
-        assert start == self.folded, "rows are folded in order, each once"
-        for i in range(start, stop):
+    def add(self, F: np.ndarray, violation: np.ndarray, stop: int) -> None:
+        """Add rows `folded..stop` of `F` (minimisation units); rows with `violation > 0` are not ranked."""
+        for i in range(self.folded, stop):
             if violation[i] > 0:
-                reward = -1.0
-            elif pareto_ranked(objectives, mode):
-                reward = self._pareto_reward(F, i)
-            else:
-                assert objectives is not None and mode is not None
-                self._feasible.append(i)
-                score = mode_scores(F[self._feasible], objectives, mode, i)
-                reward = float(-(score[-1] - score.mean()) / (score.std() + 1e-12))
-            if self.baseline is None:
-                self.baseline = reward
-            advantage = reward - self.baseline
-            self.baseline = self.baseline_decay * self.baseline + (1 - self.baseline_decay) * reward
-            for j, theta in enumerate(self.logits):
-                p = np.exp(theta - theta.max())
-                p /= p.sum()
-                grad = -p
-                grad[choices[i - start, j]] += 1.0
-                theta += self.learning_rate * advantage * grad
-        self.folded = stop
+                continue
+            P, f = F[self.feasible], F[i]
+            dominators = dominators_of(P, f) if len(P) else np.zeros(0, dtype=bool)
+            beaten = np.flatnonzero(dominated_by(P, f)) if len(P) else np.zeros(0, dtype=np.int64)
+            self.feasible.append(i)
+            self.ranks = np.append(self.ranks, int(self.ranks[dominators].max()) + 1 if dominators.any() else 0)
+            if beaten.size:  # only rows `f` dominates can move (dominance is transitive)
+                self.ranks[beaten] = _longest_chains(F[self.feasible], beaten, self.ranks)
+        self.folded = max(self.folded, stop)
+
+
+def replayed_logits(n_choices: list[int], choices: np.ndarray, rewards: np.ndarray, learning_rate: float, baseline_decay: float) -> list[np.ndarray]:
+    """Logits per decision after REINFORCE updates with `rewards` (one per row of `choices`, `n x n_decisions`
+    choice indices), in order, against an exponential moving-average baseline that starts at the first reward.
+
+    Example:
+        >>> [t.round(3).tolist() for t in replayed_logits([2], np.array([[0], [1]]), np.array([0.0, 1.0]), 1.0, 0.5)]
+        [[-0.5, 0.5]]
+    """
+    width = max(n_choices, default=0)
+    logits = np.zeros((len(n_choices), width))
+    padded = np.arange(width)[None, :] >= np.array(n_choices)[:, None]
+    rows = np.arange(len(n_choices))
+    baseline = float(rewards[0]) if len(rewards) else 0.0
+    for t, reward in enumerate(rewards.tolist()):
+        advantage = reward - baseline
+        baseline = baseline_decay * baseline + (1 - baseline_decay) * reward
+        if advantage == 0.0:
+            continue
+        z = np.where(padded, -np.inf, logits)
+        p = np.exp(z - z.max(axis=1, keepdims=True))
+        p /= p.sum(axis=1, keepdims=True)
+        p[rows, choices[t]] -= 1.0
+        logits -= (learning_rate * advantage) * p
+    return [logits[j, :n] for j, n in enumerate(n_choices)]
 
 
 class PolicyGradientSampler(ArchSampler):
@@ -122,7 +115,7 @@ class PolicyGradientSampler(ArchSampler):
 
     Args:
         space: the search space.
-        learning_rate: step size of each trial's update.
+        learning_rate: step size of each replayed update.
         baseline_decay: decay of the exponential moving-average reward baseline.
         entropy_floor: minimum probability mass mixed in uniformly, so no choice dies out.
         seed: seed of the sampler's random state.
@@ -134,7 +127,7 @@ class PolicyGradientSampler(ArchSampler):
         0.5
     """
 
-    _derived = ("_fold", "_fold_epoch")
+    _derived = ("_ranks", "_ranks_epoch", "_choices", "_choices_epoch")
 
     def __init__(
         self,
@@ -153,26 +146,63 @@ class PolicyGradientSampler(ArchSampler):
         self.learning_rate = learning_rate
         self.baseline_decay = baseline_decay
         self.entropy_floor = entropy_floor
-        self._fold: PolicyFold | None = None  # the policy folded over the settled history of epoch _fold_epoch
-        self._fold_epoch: int | None = None
+        self._ranks: ParetoRanks | None = None  # ranks of the settled history of epoch _ranks_epoch
+        self._ranks_epoch: int | None = None
+        self._choices = np.zeros((0, len(space.decisions)), dtype=np.int64)  # choice indices of settled rows
+        self._choices_epoch: int | None = None
 
-    def policy(self, view: TrialView) -> list[np.ndarray]:
-        """Choice probabilities per decision after every completed trial of `view`'s history (settled rows
-        folded once; rows after an unfinished trial on a copy), mixed with the uniform `entropy_floor`."""
+    def rewards(self, view: TrialView, step: int) -> np.ndarray:
+        """Each completed trial's reward judged against the whole history (see the module docstring)."""
         hist: History = view.history
+        n = len(hist.archs)
+        reward = np.full(n, -1.0)
         objectives = self.context.objectives if self.context else None
         mode = self.context.mode if self.context else None
-        fold = self._fold
-        if fold is None or self._fold_epoch != view.epoch or view.settled < fold.folded:
-            fold = PolicyFold([len(d.choices) for d in self.space.decisions], self.learning_rate, self.baseline_decay)
-            self._fold, self._fold_epoch = fold, view.epoch
-        if view.settled > fold.folded:
-            fold.add(hist.F, hist.violation, self.space.index_matrix(hist.archs[fold.folded : view.settled]), fold.folded, view.settled, objectives, mode)
-        if len(hist.archs) > view.settled:
-            fold = fold.copy()
-            fold.add(hist.F, hist.violation, self.space.index_matrix(hist.archs[view.settled :]), view.settled, len(hist.archs), objectives, mode)
+        if pareto_ranked(objectives, mode):
+            ranks = self._settled_ranks(view)
+            if len(hist.archs) > view.settled:  # rows after an unfinished trial: ranked on a copy
+                ranks = ranks.copy()
+                ranks.add(hist.F, hist.violation, n)
+            if ranks.feasible:
+                reward[ranks.feasible] = 1.0 - ranks.ranks / max(int(ranks.ranks.max()), 1)
+            return reward
+        assert objectives is not None and mode is not None
+        feasible = np.flatnonzero(hist.violation <= 0)
+        if feasible.size:
+            score = mode_scores(hist.F[feasible], objectives, mode, step)
+            reward[feasible] = -(score - score.mean()) / (score.std() + 1e-12)
+        return reward
+
+    def _settled_ranks(self, view: TrialView) -> ParetoRanks:
+        ranks = self._ranks
+        if ranks is None or self._ranks_epoch != view.epoch or view.settled < ranks.folded:
+            ranks = self._ranks = ParetoRanks()
+            self._ranks_epoch = view.epoch
+        if view.settled > ranks.folded:
+            ranks.add(view.history.F, view.history.violation, view.settled)
+        return ranks
+
+    def _choice_matrix(self, view: TrialView) -> np.ndarray:
+        """Choice indices of the history's rows; the settled rows' are kept between asks (same epoch)."""
+        archs = view.history.archs
+        if self._choices is None or self._choices_epoch != view.epoch or len(self._choices) > view.settled:
+            self._choices, self._choices_epoch = np.zeros((0, len(self.space.decisions)), dtype=np.int64), view.epoch
+        if len(self._choices) < view.settled:
+            self._choices = np.concatenate([self._choices, self.space.index_matrix(archs[len(self._choices) : view.settled])])
+        tail = archs[len(self._choices) :]
+        return np.concatenate([self._choices, self.space.index_matrix(tail)]) if tail else self._choices
+
+    def policy(self, view: TrialView, step: int = 0) -> list[np.ndarray]:
+        """Choice probabilities per decision after replaying every completed trial of `view`'s history with
+        its hindsight reward, mixed with the uniform `entropy_floor`."""
+        n_choices = [len(d.choices) for d in self.space.decisions]
+        if view.history.archs:
+            rewards = self.rewards(view, step)  # first: brings the ranks (and their epoch) up to date
+            logits = replayed_logits(n_choices, self._choice_matrix(view), rewards, self.learning_rate, self.baseline_decay)
+        else:
+            logits = [np.zeros(n) for n in n_choices]
         out = []
-        for theta in fold.logits:
+        for theta in logits:
             p = np.exp(theta - theta.max())
             p /= p.sum()
             out.append((1 - self.entropy_floor) * p + self.entropy_floor / len(p))
@@ -181,7 +211,7 @@ class PolicyGradientSampler(ArchSampler):
     def propose(self, study: Study, trial: FrozenTrial, rng: np.random.Generator) -> Arch:
         view = self.view(study)
         seen = view.seen()
-        probs = self.policy(view)
+        probs = self.policy(view, self.step(study, trial))
         for _ in range(200):
             idx = np.array([[rng.choice(len(p), p=p) for p in probs]])
             arch = self.space.from_index_matrix(idx)[0]

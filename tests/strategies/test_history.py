@@ -12,7 +12,7 @@ from nas.pareto import non_dominated_sort
 from nas.spaces import get_space
 from nas.strategies import ERROR_ATTR, make_strategy, space_distributions
 from nas.strategies._modes import FoldedElite, best_first, fitness_order
-from nas.strategies._rl import PolicyFold
+from nas.strategies._rl import ParetoRanks, replayed_logits
 
 SPACE = get_space("nb201")
 
@@ -53,12 +53,68 @@ def test_the_policy_fold_keeps_the_pareto_ranks_of_a_full_sort():
         n, m = int(rng.integers(1, 90)), int(rng.integers(1, 4))
         F = rng.integers(0, 5, size=(n, m)).astype(float) if case % 2 else rng.normal(size=(n, m))
         violation = np.where(rng.random(n) < 0.2, 1.0, 0.0)
-        fold = PolicyFold([3], learning_rate=0.1, baseline_decay=0.9)
+        ranks = ParetoRanks()
         half = n // 2
-        fold.add(F, violation, np.zeros((half, 1), dtype=int), 0, half, None, None)
-        fold.add(F, violation, np.zeros((n - half, 1), dtype=int), half, n, None, None)
+        ranks.add(F, violation, half)
+        ranks.add(F, violation, n)
         feasible = np.flatnonzero(violation <= 0)
-        np.testing.assert_array_equal(fold._ranks, non_dominated_sort(F[feasible]))
+        assert ranks.feasible == feasible.tolist()
+        np.testing.assert_array_equal(ranks.ranks, non_dominated_sort(F[feasible]))
+
+
+def reference_policy(space, archs, F, violation, learning_rate=0.3, baseline_decay=0.9, entropy_floor=0.02):
+    """RL's policy written out plainly: hindsight Pareto-rank rewards over the whole history (a full sort),
+    then every trial's REINFORCE update replayed in order, one decision at a time."""
+    reward = np.full(len(archs), -1.0)
+    feasible = np.flatnonzero(violation <= 0)
+    if feasible.size:
+        ranks = non_dominated_sort(F[feasible]).astype(float)
+        reward[feasible] = 1.0 - ranks / max(ranks.max(), 1.0)
+    logits = [np.zeros(len(d.choices)) for d in space.decisions]
+    choices = space.index_matrix(archs)
+    baseline = float(reward[0])
+    for t in range(len(archs)):
+        advantage = reward[t] - baseline
+        baseline = baseline_decay * baseline + (1 - baseline_decay) * reward[t]
+        for j, theta in enumerate(logits):
+            p = np.exp(theta - theta.max())
+            p /= p.sum()
+            grad = -p
+            grad[choices[t, j]] += 1.0
+            theta += learning_rate * advantage * grad
+    out = []
+    for theta in logits:
+        p = np.exp(theta - theta.max())
+        p /= p.sum()
+        out.append((1 - entropy_floor) * p + entropy_floor / len(p))
+    return out
+
+
+@pytest.mark.parametrize("space_name", ["nb201", "fbnet"])
+def test_rl_replays_every_trial_with_its_hindsight_reward(space_name):
+    """The incremental ranks and the vectorised replay give the policy of a full sort and a plain replay,
+    at every ask of a study."""
+    space = get_space(space_name)
+    sampler = make_strategy("rl", space, seed=0)
+    study = optuna.create_study(directions=["minimize", "minimize"], sampler=sampler)
+    dists = space_distributions(space)
+    rng = np.random.default_rng(1)
+    for i in range(40):
+        trial = study.ask(fixed_distributions=dists)
+        study.tell(trial, [float(rng.integers(0, 6)), float(rng.normal())])
+        view = sampler.view(study)
+        hist = view.history
+        got = sampler.policy(view)
+        want = reference_policy(space, list(hist.archs), np.asarray(hist.F), np.asarray(hist.violation))
+        for g, w in zip(got, want):
+            np.testing.assert_allclose(g, w, rtol=0, atol=1e-12)
+
+
+def test_replayed_logits_handle_decisions_of_different_sizes():
+    logits = replayed_logits([2, 3], np.array([[0, 2], [1, 0]]), np.array([0.0, 1.0]), 1.0, 0.5)
+    assert [t.shape for t in logits] == [(2,), (3,)]
+    np.testing.assert_allclose(logits[0], [-0.5, 0.5], atol=1e-12)  # second trial: advantage 1, chose 1 of 2
+    np.testing.assert_allclose(logits[1], [2 / 3, -1 / 3, -1 / 3], atol=1e-12)  # chose 0 of 3
 
 
 @pytest.mark.parametrize("name", ["random", "evolution", "aging", "rl", "local"])
