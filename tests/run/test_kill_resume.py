@@ -50,18 +50,28 @@ def _start_then_interrupt(out: Path, sig: int, until: callable) -> bool:
     return interrupted
 
 
-def test_kills_at_start_up_and_mid_search_then_the_same_command_finish_the_uninterrupted_run(tmp_path, no_data_dir):
-    reference = Run.open(tmp_path / "ref", RunConfig(space="nb201", objectives=OBJECTIVES, strategy="evolution", budget=BUDGET, seed=3))
-    reference.search(pareto_every=0)
-    out = tmp_path / "r"
+def _interrupt_three_times(out: Path, last_kill_at: int) -> bool:
+    """kill -9 at start-up, Ctrl-C after 12 trials, kill -9 after `last_kill_at`; returns whether the last kill
+    left the run unfinished (on a loaded machine the search can finish between the poll and the kill)."""
     db = out / "study.db"
     # start-up: as soon as the directory has its config (the whole space is being priced, no study yet or an empty one)
     assert _start_then_interrupt(out, signal.SIGKILL, lambda: (out / "config.yaml").is_file())
     assert _completed(db) == 0
-    # Ctrl-C while searching, then kill -9 while searching
     assert _start_then_interrupt(out, signal.SIGINT, lambda: _completed(db) >= 12)
-    assert _start_then_interrupt(out, signal.SIGKILL, lambda: _completed(db) >= 35)
-    assert 35 <= _completed(db) < BUDGET
+    assert 12 <= _completed(db) < BUDGET
+    assert _start_then_interrupt(out, signal.SIGKILL, lambda: _completed(db) >= last_kill_at)
+    return last_kill_at <= _completed(db) < BUDGET
+
+
+def test_kills_at_start_up_and_mid_search_then_the_same_command_finish_the_uninterrupted_run(tmp_path, no_data_dir):
+    reference = Run.open(tmp_path / "ref", RunConfig(space="nb201", objectives=OBJECTIVES, strategy="evolution", budget=BUDGET, seed=3))
+    reference.search(pareto_every=0)
+    for attempt, last_kill_at in enumerate((35, 25, 20)):
+        out = tmp_path / f"r{attempt}"
+        if _interrupt_three_times(out, last_kill_at):
+            break
+    else:
+        raise AssertionError("the last kill -9 never reached an unfinished search in 3 attempts")
     env = {**os.environ, "NAS_DATA_DIR": "none"}
     done = subprocess.run(_command(out), env=env, capture_output=True, text=True)
     assert done.returncode == 0, done.stderr[-2000:]
