@@ -165,12 +165,18 @@ class _PartTable:
         # is converted to columns once, and kept with its arrays so its id is never reused meanwhile
         self._converted: dict[int, tuple[Mapping[LayerSignature, int], np.ndarray, np.ndarray]] = {}
 
-    def _row(self, part: int, combo: int) -> int:
-        row = self.row_of[part].get(combo)
-        if row is not None:
-            return row
-        index = np.unravel_index(combo, self.radices[part]) if self.radices[part] else ()
-        choices = tuple(self.space.decisions[j].choices[int(i)] for j, i in zip(self.positions[part], index))
+    def _add_rows(self, part: int, combos: Sequence[int]) -> None:
+        """Compute and keep the rows of `combos` (choice numbers of `part` not kept yet)."""
+        if self.radices[part]:
+            index = np.unravel_index(np.asarray(combos, dtype=np.int64), self.radices[part])
+            options = [self.space.decisions[j].choices for j in self.positions[part]]
+            chosen = zip(*([opts[i] for i in column.tolist()] for opts, column in zip(options, index)))
+        else:
+            chosen = iter([()] * len(combos))
+        for combo, choices in zip(combos, chosen):
+            self._add_row(part, combo, choices)
+
+    def _add_row(self, part: int, combo: int, choices: tuple) -> None:
         counts = self.parts[part].counts(choices)
         converted = self._converted.get(id(counts))
         if converted is None or converted[0] is not counts:
@@ -187,8 +193,7 @@ class _PartTable:
         self._cols.append(converted[1])
         self._vals.append(converted[2])
         self._matrix = None
-        row = self.row_of[part][combo] = len(self._cols) - 1
-        return row
+        self.row_of[part][combo] = len(self._cols) - 1
 
     def _rows(self) -> sp.csr_matrix:
         if self._matrix is None or self._matrix.shape != (len(self._cols), len(self.signatures)):
@@ -214,7 +219,9 @@ class _PartTable:
         for p, (pos, radix) in enumerate(zip(self.positions, self.radices)):
             combos = np.ravel_multi_index(tuple(indices[:, pos].T), radix) if len(pos) else np.zeros(n, dtype=np.int64)
             unique, inverse = np.unique(combos, return_inverse=True)
-            rows[:, p] = np.array([self._row(p, int(c)) for c in unique], dtype=np.int64)[inverse.reshape(-1)]
+            kept = self.row_of[p]
+            self._add_rows(p, [c for c in unique.tolist() if c not in kept])
+            rows[:, p] = np.array([kept[c] for c in unique.tolist()], dtype=np.int64)[inverse.reshape(-1)]
         table = self._rows()
         design = sp.csr_matrix((np.ones(n * k), rows.reshape(-1), np.arange(0, n * k + 1, k)), shape=(n, table.shape[0]))
         return (design @ table).tocsr()

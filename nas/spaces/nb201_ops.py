@@ -111,18 +111,30 @@ def _cell_program(
     add, flagged as adding a constant: runtimes run it differently from a sum of two tensors.
     The program depends on the edge ops only, so a network computes it once for all its cells.
     """
-    # expression key -> (op, depends on the input, every operand does), in creation order
-    created: dict[tuple, tuple[str, bool, bool]] = {}
+    # expressions in creation order, numbered; an operand is an earlier number, _INPUT or _ZEROS
+    kinds: list[str] = []
+    variable: list[bool] = []  # depends on the input
+    only_variables: list[bool] = []  # every operand does
+    operands: list[tuple[int, ...]] = []
+    merged: dict[tuple, int] = {}  # (op, operands, unique) -> number, for merge_identical and convs
 
-    def make(op: str, operands: list[tuple], unique: int | None = None) -> tuple:
-        key = (op, *operands, unique if unique is not None else (None if merge_identical else len(created)))
-        variable = [created[o][1] if o in created else o == _INPUT for o in operands]
-        created.setdefault(key, (op, any(variable), all(variable)))
-        return key
+    def make(op: str, args: tuple[int, ...], unique: int | None = None) -> int:
+        if merge_identical or unique is not None:
+            key = (op, args, unique)
+            found = merged.get(key)
+            if found is not None:
+                return found
+            merged[key] = len(kinds)
+        flags = [variable[a] if a >= 0 else a == _INPUT for a in args]
+        kinds.append(op)
+        variable.append(any(flags))
+        only_variables.append(all(flags))
+        operands.append(args)
+        return len(kinds) - 1
 
-    nodes: list[tuple] = [_INPUT]
+    nodes: list[int] = [_INPUT]
     for target in (1, 2, 3):
-        total: tuple | None = None
+        total: int | None = None
         for edge, ((node, source), name) in enumerate(zip(EDGES, ops)):
             if node != target or name == "none":
                 continue
@@ -130,19 +142,26 @@ def _cell_program(
             if name == "skip_connect":
                 out = tensor
             elif name == "avg_pool_3x3":
-                out = make("avgpool", [tensor])
+                out = make("avgpool", (tensor,))
             else:
-                out = make(name, [make("relu", [tensor])], unique=edge)
-            total = out if total is None else make("add", [total, out])
+                out = make(name, (make("relu", (tensor,)),), unique=edge)
+            total = out if total is None else make("add", (total, out))
         nodes.append(_ZEROS if total is None else total)
-    needed = set(created) if not live_only else _operands_closure(nodes[3])
+    needed = [not live_only] * len(kinds)
+    if live_only and nodes[3] >= 0:  # every expression the output is computed from (operands come first)
+        needed[nodes[3]] = True
+        for i in range(nodes[3], -1, -1):
+            if needed[i]:
+                for a in operands[i]:
+                    if a >= 0:
+                        needed[a] = True
     program: list[tuple[str, bool]] = []
-    for key, (op, variable, only_variables) in created.items():
-        if key not in needed or (fold_constants and not variable):
+    for i, op in enumerate(kinds):
+        if not needed[i] or (fold_constants and not variable[i]):
             continue
-        constant = op == "add" and fold_constants and not only_variables
+        constant = op == "add" and fold_constants and not only_variables[i]
         # x + c1 + c2: the tensor leaves the optimised layout once, for the first constant
-        chained = constant and any(created.get(o, ("",))[0] == "add" and not created[o][2] for o in key[1:3])
+        chained = constant and any(a >= 0 and kinds[a] == "add" and not only_variables[a] for a in operands[i])
         program.append((op, constant and not chained))
     return program
 
@@ -162,20 +181,7 @@ def _cell_layers(program: Sequence[tuple[str, bool]], channels: int, size: int) 
     return layers
 
 
-_INPUT: tuple = ("input",)
-_ZEROS: tuple = ("zeros",)
-
-
-def _operands_closure(root: tuple) -> set[tuple]:
-    """Every expression `root` is computed from, itself included (keys hold their operands' keys)."""
-    found, stack = set(), [root]
-    while stack:
-        key = stack.pop()
-        if key in found or key in (_INPUT, _ZEROS):
-            continue
-        found.add(key)
-        stack.extend(o for o in key[1:] if isinstance(o, tuple))
-    return found
+_INPUT, _ZEROS = -1, -2  # the operands of `_cell_program` that are not expressions: the cell input, zeros
 
 
 def _reduction_layers(c_in: int, c_out: int, size: int) -> list[LayerSignature]:
@@ -305,7 +311,7 @@ def nb201_layer_parts(
 
     everything = tuple(range(len(EDGES)))
     if live_only and fold_constants and cells_per_stage > 0:
-        return [(everything, lambda ops: cell_counts(ops, with_fixed=True) if any(live_edges(ops)) else Counter())]
+        return [(everything, lambda ops: cell_counts(ops, with_fixed=True) if _node_status(ops)[0][3] else Counter())]  # some edge is live
     if any(options.values()):
         return [((), lambda ops: fixed), (everything, cell_counts)]
 

@@ -346,3 +346,30 @@ def test_malformed_edge_ops_are_rejected(ops: list[str]) -> None:
         build_nb201_network(ops)
     with pytest.raises(InvalidArchError):
         nb201_layers(ops)
+
+
+# sha256 (first 16 hex) of repr([_cell_program(ops, **options) for ops in product(OPS, repeat=6)]), by
+# (live_only, fold_constants, merge_identical), from the expression graph keyed by nested tuples that the
+# integer-numbered one replaced for speed (2026-11-26): every cell's program, in order, must stay the same.
+PROGRAM_DIGESTS = {
+    (False, False, False): "adc57e521001dcb5",
+    (False, False, True): "3ba0c8739af7f732",
+    (False, True, False): "a873579a5f71632c",
+    (False, True, True): "1c19490538d8b13c",
+    (True, False, False): "062cd1f782a41477",
+    (True, False, True): "62ee859c749a55a8",
+    (True, True, False): "3ec3d592fae713ee",
+    (True, True, True): "eb7f8a63edd4de5e",
+}
+
+
+@pytest.mark.parametrize("bits", sorted(PROGRAM_DIGESTS))
+def test_cell_programs_of_the_whole_space_equal_the_pinned_ones_under_every_option_set(bits: tuple[bool, bool, bool]) -> None:
+    import hashlib
+    from itertools import product
+
+    from nas.spaces.nb201_ops import _cell_program
+
+    options = dict(zip(("live_only", "fold_constants", "merge_identical"), bits))
+    programs = [_cell_program(ops, **options) for ops in product(OPS, repeat=6)]
+    assert hashlib.sha256(repr(programs).encode()).hexdigest()[:16] == PROGRAM_DIGESTS[bits]
