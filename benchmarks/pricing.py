@@ -188,7 +188,7 @@ def _summary(prices: pd.DataFrame, starts: pd.DataFrame) -> str:
         "# Whole-space pricing: per-arch listing vs per-choice parts",
         "",
         f"Measured {dt.date.today()} on {os.cpu_count()} CPUs, OMP_NUM_THREADS=1, one process; load average while measuring "
-        f"{load[0]:.1f} (other work shared the machine, so wall times are inflated; cpu_s is this process's CPU time).",
+        f"{load[0]:.1f} (this process counts 1; more means other work shared the machine and inflated wall times; cpu_s is this process's CPU time).",
         "`cold`: first call for the space and layer options (per-choice counts built); `warm`: a new batch of the same space.",
         "",
         markdown(table),
