@@ -171,9 +171,11 @@ class SearchLoop:
                 if pareto_every and since_write >= pareto_every:
                     store.write_pareto()
                     since_write = 0
-                if on_trial is not None and (time.monotonic() - shown >= progress_every or store.n_spent() >= store.config.budget):
+                if on_trial is not None and time.monotonic() - shown >= progress_every:
                     on_trial(self.progress())  # a front and its hypervolume over every trial: not after each of thousands
                     shown = time.monotonic()
+            if on_trial is not None and shown > -math.inf:
+                on_trial(self.progress())  # where the run ended
             self._finish_providers(study, on_status)
             return store.write_pareto()
         finally:
@@ -228,14 +230,16 @@ class SearchLoop:
             self._planned = len(present) + len(fresh)
 
     def progress(self) -> Progress:
+        """Where the run stands, from one read of the study's trials (a read costs tens of ms at thousands
+        of trials on SQLite)."""
         store = self.store
-        front = store.pareto()
-        pruned = sum(1 for t in store.study.get_trials(deepcopy=False, states=(TrialState.PRUNED,)))
-        labels = store.labels_spent() if self.label_budget is not None else None
+        trials = store.study.get_trials(deepcopy=False)
+        front = store.pareto(trials)
+        pruned = sum(1 for t in trials if t.state == TrialState.PRUNED)
+        labels = store.labels_spent(trials) if self.label_budget is not None else None
         budget = min(store.config.budget, self._planned) if self._planned is not None else store.config.budget
-        trials = store.study.get_trials(deepcopy=False) if self.providers else []
         notes = tuple(note for p in self.providers.values() if (note := p.progress_note(trials)))
-        return Progress(store.n_spent(), budget, store.hypervolume(front), len(front), labels, self.label_budget, pruned, notes)
+        return Progress(store.n_spent(trials), budget, store.hypervolume(front), len(front), labels, self.label_budget, pruned, notes)
 
 
 __all__ = ["Progress", "SearchLoop"]

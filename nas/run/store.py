@@ -14,7 +14,7 @@ import os
 import socket
 import threading
 import warnings
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
@@ -298,11 +298,11 @@ class RunStore:
             queued += 1
         return queued
 
-    def n_spent(self) -> int:
+    def n_spent(self, trials: Sequence[FrozenTrial] | None = None) -> int:
         """Trials that count against the budget: completed, pruned, failed evaluations, and running ones
-        (waiting ones are planned, not spent)."""
+        (waiting ones are planned, not spent). `trials`: the study's trials, already read."""
         spent = 0
-        for t in self.study.get_trials(deepcopy=False):
+        for t in self.study.get_trials(deepcopy=False) if trials is None else trials:
             if t.state in (TrialState.COMPLETE, TrialState.PRUNED, TrialState.RUNNING):
                 spent += 1
             elif t.state == TrialState.FAIL and ERROR_ATTR in t.user_attrs:
@@ -347,17 +347,20 @@ class RunStore:
         self.study.tell(trial, state=TrialState.FAIL)
 
     # --- results ----------------------------------------------------------------------------------
-    def completed(self) -> list[FrozenTrial]:
-        return self.study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))
+    def completed(self, trials: Sequence[FrozenTrial] | None = None) -> list[FrozenTrial]:
+        """The completed trials (of `trials`, the study's trials already read, when given)."""
+        if trials is None:
+            return self.study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))
+        return [t for t in trials if t.state == TrialState.COMPLETE]
 
-    def trials(self) -> pd.DataFrame:
+    def trials(self, trials: Sequence[FrozenTrial] | None = None) -> pd.DataFrame:
         """Completed trials: `trial`, `arch`, every metric, then reported metrics (a training's
         `test_accuracy`, ...), `accuracy_source` when a predictor gives accuracy, `weights` where kept,
-        and `feasible`."""
+        and `feasible`. `trials`: the study's trials, already read (the progress display reads once)."""
         rows = []
         extra: dict[str, None] = {}
         sourced = weighted = False
-        for t in self.completed():
+        for t in self.completed(trials):
             row: dict[str, Any] = {"trial": t.number, "arch": t.user_attrs.get(ARCH_ATTR)}
             row.update(t.user_attrs.get(METRICS_ATTR, {}))
             for k, v in t.user_attrs.get(REPORTED_ATTR, {}).items():
@@ -380,10 +383,10 @@ class RunStore:
             frame["feasible"] = pd.Series(dtype=bool)
         return frame
 
-    def pareto(self) -> pd.DataFrame:
+    def pareto(self, trials: Sequence[FrozenTrial] | None = None) -> pd.DataFrame:
         """Pareto-optimal feasible architectures: `arch`, one column per objective, constraint metrics,
-        reported metrics, `accuracy_source` / `weights` where present, `trial`."""
-        trials = self.trials().drop_duplicates("arch", keep="first").reset_index(drop=True)
+        reported metrics, `accuracy_source` / `weights` where present, `trial`. `trials`: as `trials()`."""
+        trials = self.trials(trials).drop_duplicates("arch", keep="first").reset_index(drop=True)
         front = front_of(trials, self.objectives).frame()
         rest = [c for c in trials.columns if c not in ("arch", "trial", "feasible", *self.objectives.names)]
         return front[["arch", *self.objectives.names, *rest, "trial"]].reset_index(drop=True)
@@ -446,9 +449,10 @@ class RunStore:
             return 0.0
         return hypervolume(self.objectives.to_minimisation(front[self.objectives.names].to_numpy(dtype=float)), ref)
 
-    def labels_spent(self) -> int:
+    def labels_spent(self, trials: Sequence[FrozenTrial] | None = None) -> int:
         """True accuracy labels claimed by trials of the study (any state: a claimed label was paid for)."""
-        return sum(1 for t in self.study.get_trials(deepcopy=False) if t.user_attrs.get(SPENT_ATTR) is True)
+        trials = self.study.get_trials(deepcopy=False) if trials is None else trials
+        return sum(1 for t in trials if t.user_attrs.get(SPENT_ATTR) is True)
 
     def retain_weights(self, keep: int) -> list[Path]:
         """Delete the weights of all but the best `keep` completed trials (Pareto rank, then crowding:
