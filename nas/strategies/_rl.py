@@ -88,26 +88,40 @@ def replayed_logits(n_choices: list[int], choices: np.ndarray, rewards: np.ndarr
     """Logits per decision after REINFORCE updates with `rewards` (one per row of `choices`, `n x n_decisions`
     choice indices), in order, against an exponential moving-average baseline that starts at the first reward.
 
+    Why it is written this way: it runs at every ask over the whole history, so each update is one
+    softmax over all decisions at once in as few array operations as give the same floats as the textbook
+    update (`logits -= lr * advantage * (softmax(logits) - onehot(choice))`), and the one-hot rows are
+    built a block of trials at a time.
+
     Example:
         >>> [t.round(3).tolist() for t in replayed_logits([2], np.array([[0], [1]]), np.array([0.0, 1.0]), 1.0, 0.5)]
         [[-0.5, 0.5]]
     """
     width = max(n_choices, default=0)
-    logits = np.zeros((len(n_choices), width))
-    padded = np.arange(width)[None, :] >= np.array(n_choices)[:, None]
-    rows = np.arange(len(n_choices))
+    padded = np.arange(width)[None, :] >= np.array(n_choices, dtype=np.int64)[:, None]
+    logits = np.where(padded, -np.inf, 0.0)  # a padded slot stays -inf: no mass, and updates leave it there
+    advantages = np.empty(len(rewards))
     baseline = float(rewards[0]) if len(rewards) else 0.0
-    for t, reward in enumerate(rewards.tolist()):
-        advantage = reward - baseline
+    for t, reward in enumerate(np.asarray(rewards, dtype=float).tolist()):
+        advantages[t] = reward - baseline
         baseline = baseline_decay * baseline + (1 - baseline_decay) * reward
-        if advantage == 0.0:
-            continue
-        z = np.where(padded, -np.inf, logits)
-        p = np.exp(z - z.max(axis=1, keepdims=True))
-        p /= p.sum(axis=1, keepdims=True)
-        p[rows, choices[t]] -= 1.0
-        logits -= (learning_rate * advantage) * p
+    steps = np.flatnonzero(advantages != 0.0)
+    decisions = np.arange(len(n_choices))[None, :]
+    for block in range(0, len(steps), _REPLAY_BLOCK):
+        rows = steps[block : block + _REPLAY_BLOCK]
+        onehots = np.zeros((len(rows), *logits.shape))
+        onehots[np.arange(len(rows))[:, None], decisions, choices[rows]] = 1.0
+        for scale, onehot in zip((learning_rate * advantages[rows]).tolist(), onehots):
+            p = logits - logits.max(axis=1, keepdims=True)
+            np.exp(p, out=p)
+            p /= p.sum(axis=1, keepdims=True)
+            p -= onehot
+            p *= scale
+            logits -= p
     return [logits[j, :n] for j, n in enumerate(n_choices)]
+
+
+_REPLAY_BLOCK = 512  # trials whose one-hot choices are built at once (bounds the memory on long histories)
 
 
 class PolicyGradientSampler(ArchSampler):

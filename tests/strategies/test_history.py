@@ -117,6 +117,32 @@ def test_replayed_logits_handle_decisions_of_different_sizes():
     np.testing.assert_allclose(logits[1], [2 / 3, -1 / 3, -1 / 3], atol=1e-12)  # chose 0 of 3
 
 
+def test_replayed_logits_equal_the_update_written_step_by_step_bit_for_bit():
+    """The same floats as the textbook update (the one replay all proposals were benchmarked with), over
+    more trials than one block of one-hot rows, with padded decisions and zero advantages."""
+    rng = np.random.default_rng(4)
+    n_choices = [2, 5, 3, 5]
+    choices = np.stack([rng.integers(0, k, size=1300) for k in n_choices], axis=1)
+    rewards = np.where(rng.random(1300) < 0.2, -1.0, rng.random(1300))
+    rewards[1:3] = rewards[0]
+    width = max(n_choices)
+    padded = np.arange(width)[None, :] >= np.array(n_choices)[:, None]
+    logits, rows, baseline = np.zeros((len(n_choices), width)), np.arange(len(n_choices)), float(rewards[0])
+    for t, reward in enumerate(rewards.tolist()):
+        advantage = reward - baseline
+        baseline = 0.9 * baseline + (1 - 0.9) * reward
+        if advantage == 0.0:
+            continue
+        z = np.where(padded, -np.inf, logits)
+        p = np.exp(z - z.max(axis=1, keepdims=True))
+        p /= p.sum(axis=1, keepdims=True)
+        p[rows, choices[t]] -= 1.0
+        logits -= (0.3 * advantage) * p
+    got = replayed_logits(n_choices, choices, rewards, 0.3, 0.9)
+    for j, n in enumerate(n_choices):
+        np.testing.assert_array_equal(got[j], logits[j, :n])
+
+
 @pytest.mark.parametrize("name", ["random", "evolution", "aging", "rl", "local"])
 def test_one_read_of_the_study_per_proposal_and_each_finished_trial_parsed_once(name, monkeypatch):
     sampler = make_strategy(name, SPACE, seed=0)
