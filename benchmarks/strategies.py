@@ -336,7 +336,8 @@ def main(argv: Sequence[str] | None = None, *, default_out: str = "strategies", 
             for seed in range(n_seeds):
                 if b:
                     jobs.append((cases[name], strategy, seed, b, args.data_dir))
-    jobs.sort(key=lambda j: VARIANTS.get(j[1], (j[1],))[0] in SLOW, reverse=True)  # slow ones first, so the pool stays busy
+    # slow ones first, so the pool stays busy; seed-major within, so strategies compared side by side finish together
+    jobs.sort(key=lambda j: (VARIANTS.get(j[1], (j[1],))[0] not in SLOW, j[2]))
     rows, curves = [], []
     start = time.time()
     with ProcessPoolExecutor(max_workers=args.workers) as pool:
