@@ -12,7 +12,7 @@ from nas.pareto import non_dominated_sort
 from nas.spaces import get_space
 from nas.strategies import ERROR_ATTR, make_strategy, space_distributions
 from nas.strategies._modes import FoldedElite, best_first, fitness_order
-from nas.strategies._rl import ParetoRanks, replayed_logits
+from nas.strategies._rl import LogitReplay, ParetoRanks, replayed_logits
 
 SPACE = get_space("nb201")
 
@@ -141,6 +141,27 @@ def test_replayed_logits_equal_the_update_written_step_by_step_bit_for_bit():
     got = replayed_logits(n_choices, choices, rewards, 0.3, 0.9)
     for j, n in enumerate(n_choices):
         np.testing.assert_array_equal(got[j], logits[j, :n])
+
+
+def test_kept_replay_equals_a_fresh_one_bit_for_bit_as_the_history_grows_and_rewards_change():
+    """Rows appended one at a time, some asks unchanged, some rewards rewritten from an early or a late row,
+    a choice row rewritten, the history shortened: the kept replay (from its saved states) gives the floats
+    of a replay from scratch every time."""
+    rng = np.random.default_rng(7)
+    n_choices = [5, 3, 5]
+    choices = np.stack([rng.integers(0, k, size=300) for k in n_choices], axis=1)
+    rewards = rng.random(300)
+    replay = LogitReplay(n_choices, 0.3, 0.9, every=8)
+    for n in list(range(1, 300)) + [299, 150, 220]:
+        if n % 7 == 0:  # a new trial moves earlier ranks: rewards change from some row on
+            start = int(rng.integers(0, n))
+            rewards[start:n] = rng.random(n - start)
+        if n % 23 == 0:
+            choices[int(rng.integers(0, n))] = [int(rng.integers(0, k)) for k in n_choices]
+        got = replay.logits(choices[:n], rewards[:n])
+        want = replayed_logits(n_choices, choices[:n], rewards[:n], 0.3, 0.9)
+        for g, w in zip(got, want):
+            np.testing.assert_array_equal(g, w)
 
 
 @pytest.mark.parametrize("name", ["random", "evolution", "aging", "rl", "local"])
