@@ -51,6 +51,8 @@ OPTIONS = {"optuna-gp": {"n_startup_trials": 10}}
 VARIANTS: dict[str, tuple[str, dict]] = {
     "bo-parego": ("bo", {"exact_3d": False, "hunt_below": 0.0}),  # bo before the 3-D EHVI: ParEGO on 3 objectives
     "bo-exact": ("bo", {"hunt_below": 0.0}),  # 3-D EHVI without the late switch to P(non-dominated)
+    "bo-hunt1e-3": ("bo", {"hunt_below": 1e-3}),  # the switch to P(non-dominated) earlier than the default 1e-4
+    "bo-hunt1e-2": ("bo", {"hunt_below": 1e-2}),
 }
 
 

@@ -10,9 +10,9 @@ trials); in scalarised modes (including MnasNet's ACC * (LAT/T)^w soft constrain
 product`) its negated mode score standardised over the feasible trials. Infeasible trials get the lowest
 reward, -1. Why hindsight and not the reward a trial earned on arrival (which would let each ask fold only
 the new trials): on the strategies benchmark, arrival rewards worsened RL's median HV gap on 14 of 24 cases
-and budgets (up to 1.4x; `benchmarks/results/strategies_recheck_compared.md`). What stays incremental is the
-costly part, the Pareto ranks (`ParetoRanks`: only the rows a new trial dominates are re-ranked); the replay
-is one vectorised update per trial over all decisions at once.
+and budgets (up to 1.4x; `benchmarks/results/strategies_recheck_compared.md`). What stays incremental: the
+Pareto ranks (`ParetoRanks`: only the rows a new trial dominates are re-ranked) and the replay (`LogitReplay`:
+from the first row whose reward or choice changed, one vectorised update per trial over all decisions).
 """
 
 from __future__ import annotations
