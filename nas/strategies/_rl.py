@@ -273,9 +273,38 @@ class PolicyGradientSampler(ArchSampler):
         view = self.view(study)
         seen = view.seen()
         probs = self.policy(view, self.step(study, trial))
-        for _ in range(200):
-            idx = np.array([[rng.choice(len(p), p=p) for p in probs]])
-            arch = self.space.from_index_matrix(idx)[0]
+        tried: set[tuple[int, ...]] = set()
+        for row in policy_draws(probs, rng, _TRIES).tolist():
+            if tuple(row) in tried:  # a converged policy repeats itself: judge each draw once
+                continue
+            tried.add(tuple(row))
+            arch = self.space.from_index_matrix(np.array([row], dtype=np.int64))[0]
             if arch not in seen and self.feasible([arch])[0]:
                 return arch
         return self.random_unseen(rng, seen)
+
+
+_TRIES = 200  # policy draws before an unseen architecture is drawn uniformly instead
+
+
+def policy_draws(probs: list[np.ndarray], rng: np.random.Generator, tries: int) -> np.ndarray:
+    """`tries x len(probs)` choice indices: what `rng.choice(len(p), p=p)` draws for each decision in turn, try
+    after try (one double per draw, the same stream and the same inverse-CDF lookup), in one call.
+
+    Why: late in a search the policy has converged and most draws are architectures already seen, so a
+    proposal used to make hundreds of single draws (about 50 ms per ask at 1,900 trials).
+
+    Example:
+        >>> probs = [np.array([0.2, 0.8]), np.array([0.5, 0.25, 0.25])]
+        >>> one = np.random.default_rng(0)
+        >>> singles = [[int(one.choice(len(p), p=p)) for p in probs] for _ in range(4)]
+        >>> policy_draws(probs, np.random.default_rng(0), 4).tolist() == singles
+        True
+    """
+    uniform = rng.random((tries, len(probs)))
+    out = np.empty(uniform.shape, dtype=np.int64)
+    for j, p in enumerate(probs):
+        cdf = p.cumsum()
+        cdf /= cdf[-1]
+        out[:, j] = cdf.searchsorted(uniform[:, j], side="right")
+    return out

@@ -12,7 +12,7 @@ from nas.pareto import non_dominated_sort
 from nas.spaces import get_space
 from nas.strategies import ERROR_ATTR, make_strategy, space_distributions
 from nas.strategies._modes import FoldedElite, best_first, fitness_order
-from nas.strategies._rl import LogitReplay, ParetoRanks, replayed_logits
+from nas.strategies._rl import LogitReplay, ParetoRanks, policy_draws, replayed_logits
 
 SPACE = get_space("nb201")
 
@@ -162,6 +162,20 @@ def test_kept_replay_equals_a_fresh_one_bit_for_bit_as_the_history_grows_and_rew
         want = replayed_logits(n_choices, choices[:n], rewards[:n], 0.3, 0.9)
         for g, w in zip(got, want):
             np.testing.assert_array_equal(g, w)
+
+
+def test_policy_draws_are_the_single_draws_of_the_same_generator_and_leave_it_in_the_same_state():
+    """RL's proposals (and its fallback after the last try) depend on drawing in one call exactly what one
+    `rng.choice` per decision per try drew, from peaked and flat policies of any sizes."""
+    g = np.random.default_rng(5)
+    for _ in range(100):
+        probs = [g.dirichlet(np.ones(int(g.integers(1, 10))) * float(g.choice([0.05, 1.0, 10.0]))) for _ in range(int(g.integers(1, 8)))]
+        probs = [0.98 * p + 0.02 / len(p) for p in probs]
+        seed = int(g.integers(0, 2**31))
+        one, batch = np.random.default_rng([seed, 3]), np.random.default_rng([seed, 3])
+        singles = [[int(one.choice(len(p), p=p)) for p in probs] for _ in range(30)]
+        assert policy_draws(probs, batch, 30).tolist() == singles
+        assert one.random() == batch.random()
 
 
 @pytest.mark.parametrize("name", ["random", "evolution", "aging", "rl", "local"])
