@@ -87,6 +87,12 @@ def reaches_output(edge_ops: Sequence[str]) -> list[bool]:
     return _node_status(_check_edge_ops(edge_ops))[1]
 
 
+def _output_is_constant(ops: tuple[str, ...]) -> bool:
+    """No edge is live (see `live_edges`): no path of non-`none` edges leads from the input to node 3, which
+    is the same thing, since every edge on such a path is live and a live edge lies on one."""
+    return not _node_status(ops)[0][3]
+
+
 def live_edges(edge_ops: Sequence[str]) -> list[bool]:
     """Which edges a graph optimiser keeps: not `none`, fed by the cell input, and reaching the output.
 
@@ -226,7 +232,7 @@ def nb201_layers(
     _check_sizes(channels, cells_per_stage, num_classes, in_channels)
     if input_size < 1:
         raise ValueError(f"input_size must be >= 1, got {input_size}")
-    if live_only and fold_constants and cells_per_stage > 0 and not any(live_edges(ops)):
+    if live_only and fold_constants and cells_per_stage > 0 and _output_is_constant(ops):
         return []
     program = _cell_program(ops, live_only=live_only, fold_constants=fold_constants, merge_identical=merge_identical)
     stages, head = _skeleton(channels=channels, num_classes=num_classes, input_size=input_size, in_channels=in_channels)
@@ -311,7 +317,7 @@ def nb201_layer_parts(
 
     everything = tuple(range(len(EDGES)))
     if live_only and fold_constants and cells_per_stage > 0:
-        return [(everything, lambda ops: cell_counts(ops, with_fixed=True) if _node_status(ops)[0][3] else Counter())]  # some edge is live
+        return [(everything, lambda ops: Counter() if _output_is_constant(ops) else cell_counts(ops, with_fixed=True))]
     if any(options.values()):
         return [((), lambda ops: fixed), (everything, cell_counts)]
 

@@ -91,13 +91,14 @@ def pareto_ranked(objectives: ObjectiveSet | None, mode: Mode | None) -> bool:
 
 
 def dominators_of(P: np.ndarray, f: np.ndarray) -> np.ndarray:
-    """Mask of the rows of `P` that dominate `f` (no worse in every objective, better in one)."""
-    return np.all(P <= f, axis=1) & np.any(P < f, axis=1)
+    """Mask of the rows of `P` that dominate `f` (no worse in every objective, better in one); `f` may hold
+    several points as `k x 1 x m`, giving a `k x n` mask."""
+    return np.all(P <= f, axis=-1) & np.any(P < f, axis=-1)
 
 
 def dominated_by(P: np.ndarray, f: np.ndarray) -> np.ndarray:
     """Mask of the rows of `P` that `f` dominates."""
-    return np.all(f <= P, axis=1) & np.any(f < P, axis=1)
+    return np.all(f <= P, axis=-1) & np.any(f < P, axis=-1)
 
 
 class EliteArchive:

@@ -39,7 +39,7 @@ def _longest_chains(Q: np.ndarray, rows: np.ndarray, ranks: np.ndarray) -> np.nd
         >>> _longest_chains(Q, np.array([1, 2]), np.array([0, 0, 0])).tolist()
         [1, 2]
     """
-    dominates = np.all(Q[None, :, :] <= Q[rows, None, :], axis=2) & np.any(Q[None, :, :] < Q[rows, None, :], axis=2)
+    dominates = dominators_of(Q, Q[rows, None, :])  # [r, j]: row j dominates row rows[r]
     ranks = ranks.copy()
     while True:
         redone = np.where(dominates, ranks[None, :], -1).max(axis=1) + 1
