@@ -40,12 +40,16 @@ def _longest_chains(Q: np.ndarray, rows: np.ndarray, ranks: np.ndarray) -> np.nd
         [1, 2]
     """
     dominates = dominators_of(Q, Q[rows, None, :])  # [r, j]: row j dominates row rows[r]
-    ranks = ranks.copy()
+    fixed = ranks.copy()
+    fixed[rows] = -1  # every other row's rank is exact: one pass over them gives each row's floor
+    floor = np.where(dominates, fixed[None, :], -1).max(axis=1) + 1
+    among = dominates[:, rows]  # the rounds only need the r x r dominance among `rows`
+    redone = np.maximum(floor, ranks[rows])
     while True:
-        redone = np.where(dominates, ranks[None, :], -1).max(axis=1) + 1
-        if np.array_equal(redone, ranks[rows]):
+        again = np.maximum(floor, np.where(among, redone[None, :], -1).max(axis=1) + 1)
+        if np.array_equal(again, redone):
             return redone
-        ranks[rows] = redone
+        redone = again
 
 
 class ParetoRanks:
