@@ -13,6 +13,7 @@ from optuna.trial import FrozenTrial
 
 from nas.spaces.base import Arch, SearchSpace
 from nas.strategies._base import ArchSampler, ConstraintsFunc, SearchContext
+from nas.strategies._history import TrialView
 from nas.strategies._modes import FoldedElite, best_first
 
 
@@ -32,7 +33,7 @@ class LocalSearchSampler(ArchSampler):
         8
     """
 
-    _derived = ("_elites",)
+    _derived = ("_elites", "_exhausted", "_depth")
 
     def __init__(
         self,
@@ -51,6 +52,10 @@ class LocalSearchSampler(ArchSampler):
         self.width = width
         # per ranking depth k: the history's rows that can still be among the best k (see `_best`)
         self._elites: dict[int, FoldedElite] | None = None
+        # (epoch, archs every neighbour of which is finished or infeasible): late in a search most of the
+        # ranking's top is, and listing their neighbours again cost more than the rest of the ask
+        self._exhausted: tuple[int, set[Arch]] | None = None
+        self._depth: int | None = None  # the ranking depth the last walk reached
 
     def propose(self, study: Study, trial: FrozenTrial, rng: np.random.Generator) -> Arch:
         view = self.view(study)
@@ -69,20 +74,43 @@ class LocalSearchSampler(ArchSampler):
             elite = self._elites.setdefault(k, FoldedElite(k))
             return best_first(hist.F, hist.violation, objectives, mode, step, k, elite, view.settled, view.epoch)
 
-        best = ranked(self.width)
+        # the walk starts at the depth the last one reached: rankings are prefixes of one order (`best_first`
+        # is exact), so ranking once as deep as last time gives the same walk as ranking 16, 32, ... again
+        depth = max(self.width, self._depth or 0)
+        order = ranked(depth)
+        best = order[: self.width]
         start = int(rng.integers(len(best)))
         for k in range(len(best)):
-            fresh = self.unseen_children(self.space.neighbours(hist.archs[int(best[(start + k) % len(best)])]), seen)
+            fresh = self._fresh_neighbours(hist.archs[int(best[(start + k) % len(best)])], view, seen)
             if fresh:
+                self._depth = self.width
                 return fresh[int(rng.integers(len(fresh)))]
         # every neighbour of the best is taken: walk down the ranking, twice as deep at each step. Late in a
         # long search this happens at most asks; ranking all rows each time cost more than the rest of the trial
-        done, depth = len(best), 2 * self.width
+        done = len(best)
         while done < len(hist.archs):
-            order = ranked(depth)
+            if len(order) <= done:
+                depth *= 2
+                order = ranked(depth)
             for i in order[done:]:
-                fresh = self.unseen_children(self.space.neighbours(hist.archs[int(i)]), seen)
+                fresh = self._fresh_neighbours(hist.archs[int(i)], view, seen)
                 if fresh:
+                    self._depth = depth
                     return fresh[int(rng.integers(len(fresh)))]
-            done, depth = len(order), 2 * depth
+            done = len(order)
+        self._depth = None
         return self.random_unseen(rng, seen)
+
+    def _fresh_neighbours(self, arch: Arch, view: TrialView, seen: set[Arch]) -> list[Arch]:
+        """`arch`'s unseen, feasible neighbours; an arch with none among the finished trials' is remembered
+        for the epoch (finished marks only grow within one, and feasibility is fixed)."""
+        if self._exhausted is None or self._exhausted[0] != view.epoch:
+            self._exhausted = (view.epoch, set())
+        exhausted = self._exhausted[1]
+        if arch in exhausted:
+            return []
+        neighbours = self.space.neighbours(arch)
+        fresh = self.unseen_children(neighbours, seen)
+        if not fresh and (not view.open_marks or not self.unseen_children(neighbours, set(view.seen_finished))):
+            exhausted.add(arch)
+        return fresh

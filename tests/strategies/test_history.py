@@ -234,3 +234,46 @@ def test_a_trial_finishing_out_of_order_restarts_the_folds():
     frozen = study._storage.get_trial(probe._trial_id)
     rng = np.random.default_rng(0)
     assert sampler.propose(study, frozen, np.random.default_rng(0)) == fresh.propose(study, frozen, rng)
+
+
+def test_local_search_proposes_what_a_fresh_sampler_proposes_with_its_walk_caches():
+    """The local walk keeps archs whose neighbours are all taken and the depth its last walk reached: at each
+    ask, with other trials left open (their archs seen) and some of them interrupted (seen no more), the
+    proposal equals that of a fresh sampler, which ranks 2, 4, 8, ... rows and lists every neighbour again."""
+    sampler = make_strategy("local", SPACE, seed=0, n_initial=4, width=2)
+    study = optuna.create_study(directions=["maximize", "minimize"], sampler=sampler)
+    dists = space_distributions(SPACE)
+    run(study, 4)
+    deepest, exhausted = 0, 0
+    for i in range(160):
+        held = study.ask(fixed_distributions=dists) if i % 7 == 0 else None
+        probe = study.ask(fixed_distributions=dists)
+        frozen = study._storage.get_trial(probe._trial_id)
+        fresh = make_strategy("local", SPACE, seed=0, n_initial=4, width=2)
+        assert sampler.propose(study, frozen, np.random.default_rng(i)) == fresh.propose(study, frozen, np.random.default_rng(i))
+        deepest, exhausted = max(deepest, sampler._depth or 0), max(exhausted, len(sampler._exhausted[1]))
+        study.tell(probe, toy(SPACE.validate(probe.params)))
+        if held is not None:
+            if i % 2:
+                study.tell(held, state=TrialState.FAIL)  # interrupted: its arch is free again
+            else:
+                study.tell(held, toy(SPACE.validate(held.params)))
+    assert deepest > 2 and exhausted > 0  # the walk went below the best rows and the set was used
+
+
+def test_an_arch_whose_last_free_neighbour_is_an_open_trial_is_not_kept_as_exhausted():
+    """The open trial's arch is taken while it runs; interrupted, it is free again, and the local walk offers it."""
+    sampler = make_strategy("local", SPACE, seed=0)
+    study = optuna.create_study(directions=["maximize", "minimize"], sampler=sampler)
+    arch = SPACE.sample(np.random.default_rng(0))
+    *finished, last = SPACE.neighbours(arch)
+    for other in [arch, *finished]:
+        study.enqueue_trial(dict(other))
+    run(study, len(finished) + 1)
+    study.enqueue_trial(dict(last))
+    held = study.ask(fixed_distributions=space_distributions(SPACE))
+    view = sampler.view(study)
+    assert sampler._fresh_neighbours(arch, view, view.seen()) == []
+    study.tell(held, state=TrialState.FAIL)
+    view = sampler.view(study)
+    assert sampler._fresh_neighbours(arch, view, view.seen()) == [last]
