@@ -68,9 +68,11 @@ def curves_path(label: str) -> Path:
 
 
 def run_cells(code: Path, label: str, strategies: list[str], seeds: list[int], budget: int, budgets: dict[str, int]) -> None:
-    """Each (strategy, seed) in a fresh process, one at a time; every finished cell is added to its label's curves."""
-    for strategy in strategies:
-        for seed in seeds:
+    """Each (strategy, seed) in a fresh process, one at a time, seed by seed through the strategies (a shared
+    machine's load drifts over minutes: interleaved, it lands on every strategy alike); every finished cell is
+    added to its label's curves."""
+    for seed in seeds:
+        for strategy in strategies:
             n = budgets.get(strategy, budget)
             env = {**os.environ, "OMP_NUM_THREADS": "1"}
             out = subprocess.run(

@@ -167,6 +167,28 @@ def test_non_dominated_sort_matches_repeated_brute_force_peeling(m: int, seed: i
     np.testing.assert_array_equal(non_dominated_sort(F), brute_ranks(F))
 
 
+@pytest.mark.parametrize("seed", range(3))
+def test_two_objective_ranks_equal_peeling_the_dominance_matrix_with_ties_duplicates_and_infinities(seed: int) -> None:
+    """`_ranks_2d` (the 2-objective path) against the n x n matrix's front peeling on the same points."""
+    rng = np.random.default_rng(seed)
+    for case in range(300):
+        n = int(rng.integers(1, 400))
+        if case % 3 == 0:
+            V = rng.integers(0, 4, size=(n, 2)).astype(float)  # many duplicates and ties in one objective
+        elif case % 3 == 1:
+            x = rng.random(n)
+            V = np.column_stack([x, 0.01 * rng.integers(0, 3, n) - x])  # long fronts
+        else:
+            V = rng.normal(size=(n, 2))
+        V[rng.random(n) < 0.03, int(rng.integers(2))] = np.inf
+        D = pareto._dominance_matrix(V)
+        expected, remaining, rank = np.empty(n, dtype=int), np.ones(n, dtype=bool), 0
+        while remaining.any():
+            front = remaining & ~D[remaining].any(axis=0)
+            expected[front], remaining, rank = rank, remaining & ~front, rank + 1
+        np.testing.assert_array_equal(pareto._ranks_2d(V), expected)
+
+
 def test_non_dominated_sort_puts_nan_rows_after_the_last_front() -> None:
     F = np.array([[0.0, 1.0], [1.0, 0.0], [1.0, 1.0], [np.nan, 0.0]])
     assert non_dominated_sort(F).tolist() == [0, 0, 1, 2]
