@@ -28,6 +28,7 @@ __all__ = [
     "constrained_pareto_mask",
     "constraint_violation",
     "crowding_distance",
+    "dominates",
     "feasible_mask",
     "hypervolume",
     "hypervolume_contributions",
@@ -259,15 +260,22 @@ def pareto_mask(F: ArrayLike) -> NDArray[np.bool_]:
     return mask
 
 
+def dominates(a: ArrayLike, b: ArrayLike) -> NDArray[np.bool_]:
+    """Whether `a` dominates `b` (no worse in every objective, better in one; objectives on the last axis,
+    the others broadcast), built one objective at a time: numpy's all/any over a last axis of 2-3
+    objectives cost ~25x more on a 115 x 2,000 x 2 comparison."""
+    a, b = np.asarray(a), np.asarray(b)
+    no_worse = a[..., 0] <= b[..., 0]
+    better = a[..., 0] < b[..., 0]
+    for k in range(1, max(a.shape[-1], b.shape[-1])):
+        no_worse = no_worse & (a[..., k] <= b[..., k])
+        better = better | (a[..., k] < b[..., k])
+    return no_worse & better
+
+
 def _dominance_matrix(P: NDArray[np.float64]) -> NDArray[np.bool_]:
     """``D[i, j]`` is True when point i dominates point j."""
-    n = P.shape[0]
-    all_le = np.ones((n, n), dtype=bool)
-    any_lt = np.zeros((n, n), dtype=bool)
-    for column in P.T:
-        all_le &= column[:, None] <= column[None, :]
-        any_lt |= column[:, None] < column[None, :]
-    return all_le & any_lt
+    return dominates(P[:, None, :], P[None, :, :])
 
 
 def _ranks_2d(V: NDArray[np.float64]) -> NDArray[np.int_]:

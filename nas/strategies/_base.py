@@ -12,6 +12,7 @@ from __future__ import annotations
 import threading
 from abc import abstractmethod
 from collections.abc import Callable, Hashable, Mapping, Sequence
+from collections.abc import Set as AbstractSet
 from dataclasses import dataclass
 from typing import Any
 
@@ -349,7 +350,7 @@ class ArchSampler(BaseSampler):
                 return arch
         return self.space.sample(rng)
 
-    def unseen_children(self, candidates: Sequence[Arch], seen: set[Arch]) -> list[Arch]:
+    def unseen_children(self, candidates: Sequence[Arch], seen: AbstractSet[Arch]) -> list[Arch]:
         """Distinct candidates not yet in the study and not known to be infeasible, order kept."""
         fresh = [c for c in dict.fromkeys(candidates) if c not in seen]
         mask = self.feasible(fresh)

@@ -111,6 +111,6 @@ class LocalSearchSampler(ArchSampler):
             return []
         neighbours = self.space.neighbours(arch)
         fresh = self.unseen_children(neighbours, seen)
-        if not fresh and (not view.open_marks or not self.unseen_children(neighbours, set(view.seen_finished))):
+        if not fresh and (not view.open_marks or not self.unseen_children(neighbours, view.seen_finished)):
             exhausted.add(arch)
         return fresh
