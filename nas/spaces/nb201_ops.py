@@ -8,8 +8,10 @@ FLOPs) and reading its strings must not import torch (seconds at start-up); only
 
 - "conv": `nn.Conv2d`, padding `kernel // 2` ("same" padding, as every NB201 conv), never biased.
 - "bn": `BatchNorm2d` over `in_shape[1]` channels (affine: 2 parameters per channel).
-- "relu", "add" (one binary sum; `in_shape` is one operand's; `bias=True`: a constant added to one
-  tensor, which a graph optimiser leaves where a folded edge meets a live one), "avgpool" (`kernel`, `stride`; padding
+- "relu", "add" (one binary sum; `in_shape` is one operand's; `bias=True`: a sum that first reorders a
+  conv's or pool's output out of the runtime's blocked layout, because its other operand is a constant,
+  which a graph optimiser leaves where a folded edge meets a live one, or a plain tensor; measured as a
+  constant added to one tensor, see `_cell_program_and_layout`), "avgpool" (`kernel`, `stride`; padding
   `kernel // 2` for the cell's 3x3 pool, none for the 2x2 reduction shortcut), "global_avgpool".
 - "linear": `in_shape` is `(1, in_features)`, `out_channels` the number of classes, biased.
 
@@ -105,8 +107,15 @@ def live_edges(edge_ops: Sequence[str]) -> list[bool]:
 
 
 def _cell_program(
-    ops: tuple[str, ...], *, live_only: bool = False, fold_constants: bool = False, merge_identical: bool = False
+    ops: tuple[str, ...], *, live_only: bool = False, fold_constants: bool = False, merge_identical: bool = False, plain_input: bool = False
 ) -> list[tuple[str, bool]]:
+    """`_cell_program_and_layout` without the output's layout."""
+    return _cell_program_and_layout(ops, live_only=live_only, fold_constants=fold_constants, merge_identical=merge_identical, plain_input=plain_input)[0]
+
+
+def _cell_program_and_layout(
+    ops: tuple[str, ...], *, live_only: bool = False, fold_constants: bool = False, merge_identical: bool = False, plain_input: bool = False
+) -> tuple[list[tuple[str, bool]], bool]:
     """The cell's operators in forward order, as `(op, adds_a_constant)`, built as an expression graph.
 
     Each ReLU, conv (with its BN), pool and add is one expression over its operands' expressions, created
@@ -114,15 +123,26 @@ def _cell_program(
     so a ReLU, pool or partial sum of one tensor exists once (common-subexpression elimination; a conv
     never merges, each edge has its own weights). `live_only` keeps only expressions the cell output
     needs. `fold_constants` drops those that do not depend on the input, yet `x + c` still costs its
-    add, flagged as adding a constant: runtimes run it differently from a sum of two tensors.
-    The program depends on the edge ops only, so a network computes it once for all its cells.
+    add. Such an add is flagged where it first takes a tensor out of the runtime's blocked layout:
+    ONNX Runtime runs convs and pools in NCHWc and reorders a tensor back to NCHW before adding a
+    constant or a plain tensor to it, so `x + c` costs that reorder when `x` comes from a conv or pool,
+    and a plain add when `x` is plain already: after an earlier constant (`x + c1 + c2`), or as the cell
+    input (`plain_input`) when the cell before ended in one; `conv(x) + (x + c)` reorders the conv's
+    output. A ReLU keeps its operand's layout, a sum with a plain operand is plain (ORT's optimised
+    graphs, checked in `tests/cost/test_measure.py`).
+    The program depends on the edge ops and the input's layout only, so a network computes it at most
+    twice for all its cells; the second value returned says whether the cell's output is plain.
     """
     # expressions in creation order, numbered; an operand is an earlier number, _INPUT or _ZEROS
     kinds: list[str] = []
     variable: list[bool] = []  # depends on the input
     only_variables: list[bool] = []  # every operand does
     operands: list[tuple[int, ...]] = []
+    plain: list[bool] = []  # in the plain (NCHW) layout, not the blocked one convs and pools leave
     merged: dict[tuple, int] = {}  # (op, operands, unique) -> number, for merge_identical and convs
+
+    def is_plain(a: int) -> bool:
+        return plain[a] if a >= 0 else a == _ZEROS or plain_input
 
     def make(op: str, args: tuple[int, ...], unique: int | None = None) -> int:
         if merge_identical or unique is not None:
@@ -136,7 +156,21 @@ def _cell_program(
         variable.append(any(flags))
         only_variables.append(all(flags))
         operands.append(args)
+        if not fold_constants:  # no add is flagged (see below): the layout is never read
+            plain.append(False)
+        elif op == "relu":
+            plain.append(is_plain(args[0]))
+        elif op == "add":
+            plain.append(not all(flags) or any(is_plain(a) for a in args))
+        else:
+            plain.append(False)
         return len(kinds) - 1
+
+    def reorders(args: tuple[int, ...]) -> bool:
+        """An add that first takes a blocked operand to the plain layout: one of a constant or plain tensor."""
+        tensors = [a for a in args if (variable[a] if a >= 0 else a == _INPUT)]
+        layouts = [is_plain(a) for a in tensors]
+        return (len(tensors) < len(args) or any(layouts)) and not all(layouts)
 
     nodes: list[int] = [_INPUT]
     for target in (1, 2, 3):
@@ -165,11 +199,8 @@ def _cell_program(
     for i, op in enumerate(kinds):
         if not needed[i] or (fold_constants and not variable[i]):
             continue
-        constant = op == "add" and fold_constants and not only_variables[i]
-        # x + c1 + c2: the tensor leaves the optimised layout once, for the first constant
-        chained = constant and any(a >= 0 and kinds[a] == "add" and not only_variables[a] for a in operands[i])
-        program.append((op, constant and not chained))
-    return program
+        program.append((op, fold_constants and op == "add" and reorders(operands[i])))
+    return program, fold_constants and is_plain(nodes[3])
 
 
 def _cell_layers(program: Sequence[tuple[str, bool]], channels: int, size: int) -> list[LayerSignature]:
@@ -234,14 +265,29 @@ def nb201_layers(
         raise ValueError(f"input_size must be >= 1, got {input_size}")
     if live_only and fold_constants and cells_per_stage > 0 and _output_is_constant(ops):
         return []
-    program = _cell_program(ops, live_only=live_only, fold_constants=fold_constants, merge_identical=merge_identical)
+    first, later = _stage_programs(ops, live_only=live_only, fold_constants=fold_constants, merge_identical=merge_identical)
     stages, head = _skeleton(channels=channels, num_classes=num_classes, input_size=input_size, in_channels=in_channels)
     layers: list[LayerSignature] = []
     for before, width, size in stages:
         layers.extend(before)
-        for _ in range(cells_per_stage):
-            layers.extend(_cell_layers(program, width, size))
+        for cell in range(cells_per_stage):
+            layers.extend(_cell_layers(later if cell else first, width, size))
     return layers + head
+
+
+def _stage_programs(ops: tuple[str, ...], **options: bool) -> tuple[list[tuple[str, bool]], list[tuple[str, bool]]]:
+    """The programs (`_cell_program_and_layout`) of a stage's first cell and of each later one.
+
+    The first reads the blocked output of the stem or a reduction (each ends in a conv), each later one
+    its predecessor's. A plain input only makes more tensors plain, so a cell whose output is blocked
+    from a blocked input gives blocked outputs throughout, and one whose output is plain from a blocked
+    input gives plain ones from then on: two programs cover every stage.
+    """
+    if not options.get("fold_constants"):  # no add is flagged: every cell runs one program
+        program = _cell_program(ops, **options)
+        return program, program
+    first, plain = _cell_program_and_layout(ops, **options)
+    return first, (_cell_program(ops, plain_input=True, **options) if plain else first)
 
 
 def _skeleton(*, channels: int, num_classes: int, input_size: int, in_channels: int) -> tuple[list[tuple[list[LayerSignature], int, int]], list[LayerSignature]]:
@@ -297,21 +343,27 @@ def nb201_layer_parts(
     options = {"live_only": live_only, "fold_constants": fold_constants, "merge_identical": merge_identical}
     stages, head = _skeleton(channels=channels, num_classes=num_classes, input_size=input_size, in_channels=in_channels)
     fixed = Counter(sig for before, _, _ in stages for sig in before) + Counter(head)
-    per_step: dict[tuple[str, bool], Counter[LayerSignature]] = {}
-    # many op combinations run the same steps in another order: count each multiset of steps once
-    by_steps: dict[frozenset[tuple[tuple[str, bool], int]], Counter[LayerSignature]] = {}
+    per_step: dict[tuple[tuple[str, bool], int], list[LayerSignature]] = {}
+    # many op combinations run the same steps in another order: count each multiset of steps once, in
+    # the listing order of the first (whose signatures a part table meets first, so its columns follow it)
+    by_steps: dict[tuple[bool, frozenset[tuple[tuple[str, bool], int]], frozenset[tuple[tuple[str, bool], int]] | None], Counter[LayerSignature]] = {}
 
     def cell_counts(ops: tuple[str, ...], *, with_fixed: bool = False) -> Counter[LayerSignature]:
-        steps = frozenset(Counter(_cell_program(ops, **options)).items())
-        key = steps | {(("fixed", True), 1)} if with_fixed else steps
+        first, later = _stage_programs(ops, **options)
+        key = (with_fixed, frozenset(Counter(first).items()), None if later is first else frozenset(Counter(later).items()))
         if key in by_steps:
             return by_steps[key]
-        out: Counter[LayerSignature] = Counter(fixed) if with_fixed else Counter()
-        for step, n in steps:
-            if step not in per_step:
-                per_step[step] = Counter(sig for _, width, size in stages for sig in _cell_layers([step], width, size) for _ in range(cells_per_stage))
-            for sig, m in per_step[step].items():
-                out[sig] += n * m
+        out: Counter[LayerSignature] = Counter()
+        for stage, (before, width, size) in enumerate(stages):
+            if with_fixed:
+                out.update(before)
+            for cell in range(cells_per_stage):
+                for step in later if cell else first:
+                    if (step, stage) not in per_step:
+                        per_step[step, stage] = _cell_layers([step], width, size)
+                    out.update(per_step[step, stage])
+        if with_fixed:
+            out.update(head)
         by_steps[key] = out
         return out
 

@@ -156,3 +156,20 @@ def test_onnxruntime_keeps_the_adds_of_constants_its_layer_options_list():
         listed = Counter(sig.op for sig in space.layers(arch, **options))
         # the two reduction blocks' adds fuse into their shortcut convs; every cell add stays an Add
         assert sum(n.op_type == "Add" for n in graph.node) == listed["add"] - 2 > 0, text
+
+
+def test_onnxruntime_reorders_a_tensor_before_exactly_the_adds_its_layer_options_flag():
+    from nas.spaces import get_space
+
+    space = get_space("nb201")
+    options = backends.get("onnxruntime").layer_options
+    rng = np.random.default_rng(3)
+    # mostly none, skip and pool edges: the cells where constants meet plain and blocked tensors
+    ops = rng.choice(["none", "skip_connect", "nor_conv_1x1", "nor_conv_3x3", "avg_pool_3x3"], size=(40, 6), p=[0.3, 0.3, 0.1, 0.1, 0.2])
+    for row in ops:
+        arch = space.from_string("|{}~0|+|{}~0|{}~1|+|{}~0|{}~1|{}~2|".format(*row))
+        graph = _onnxruntime_optimised_graph(space.build(arch).eval(), torch.randn(1, 3, 32, 32))
+        producer = {name: node.op_type for node in graph.node for name in node.output}
+        reordered = sum(node.op_type == "Add" and any(producer.get(name) == "ReorderOutput" for name in node.input) for node in graph.node)
+        listed = sum(sig.op == "add" and sig.bias for sig in space.layers(arch, **options))
+        assert reordered == listed, space.to_string(arch)
