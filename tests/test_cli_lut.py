@@ -90,3 +90,22 @@ def test_build_refuses_to_replace_a_space_already_in_the_file(tmp_path, space_fi
     text = _error(runner.invoke(app, ["lut", "build", "--out", str(path), "--space", str(space_file), *FAST]))
     assert "already holds clitiny rows; pass --overwrite" in text and path.read_text() == before
     assert json.loads(path.with_suffix(".json").read_text())["device"] == "toy"
+
+
+def test_lut_refit_refits_to_the_recorded_networks_and_rescores_the_recorded_validation(tmp_path, space_file):
+    out = tmp_path / "testcpu__torch.csv"
+    built = runner.invoke(app, ["lut", "build", "--space", str(space_file), "--out", str(out), "--dataset", "cifar10", "--calibrate", "4", *FAST])
+    assert built.exit_code == 0, built.output
+    assert runner.invoke(app, ["lut", "validate", str(out), "--space", str(space_file), "--archs", "4", *FAST]).exit_code == 0
+    before = LUT.load(out)
+    refit = runner.invoke(app, ["lut", "refit", str(out), "--space", str(space_file)])
+    assert refit.exit_code == 0, refit.output
+    text = " ".join(refit.output.split())
+    assert "refitted (scale) to its 4 recorded clitiny networks" in text and "held out on its 4 recorded validation networks" in text
+    after = LUT.load(out)
+    assert after.costs("clitiny") == pytest.approx(before.costs("clitiny"), rel=1e-6, abs=1e-9)
+    assert after.meta["history"][-1]["reason"] == "refit to the recorded networks"
+    assert after.meta["validation"]["clitiny"]["measured"] == before.meta["validation"]["clitiny"]["date"]
+    assert len(pd.read_csv(out.with_name("testcpu__torch.validation.csv"))) == 4
+    text = _error(runner.invoke(app, ["lut", "refit", str(_toy_lut(tmp_path / "toy.csv")), "--space", str(space_file)]))
+    assert "records no `nas lut build --calibrate` calibration for clitiny" in text

@@ -375,3 +375,90 @@ def _corrected(table: pd.DataFrame, space: str, offset: float, scales: Mapping[s
         rows = table["space"] == space
     table.loc[rows & (table["key"] == INTERCEPT), ["latency_ms", *spread]] += offset
     return table
+
+
+def _uncorrected(table: pd.DataFrame, space: str, calibration: Mapping[str, Any]) -> pd.DataFrame:
+    """`table` with `_corrected`'s recorded correction (`calibration[space]`) undone: the measured rows.
+
+    Raises:
+        LUTError: the undone costs are not the `measured_ms` the table keeps (the rows were changed since).
+    """
+    table = table.copy()
+    rows = table["space"] == space
+    offset = float(calibration.get("intercept_ms", 0.0))
+    per_layer = float(calibration.get("per_layer_ms", 0.0))
+    scales = {str(k): float(v) for k, v in (calibration.get("scales") or {}).items()}
+    spread = [c for c in ("min_ms", "max_ms") if c in table.columns]
+    intercept = rows & (table["key"] == INTERCEPT)
+    table.loc[intercept, ["latency_ms", *spread]] -= offset
+    operators = rows & ~intercept
+    table.loc[operators, ["latency_ms", *spread]] -= per_layer
+    ops = table["key"].map(calibration_group)
+    for op, scale in scales.items():
+        mask = operators & (ops == op)
+        if scale > 0:
+            table.loc[mask, ["latency_ms", *spread, *(["std_ms"] if "std_ms" in table.columns else [])]] /= scale
+        else:  # a factor of 0 erased the rows: the measured ones are all that is left
+            table.loc[mask, ["latency_ms", *spread]] = table.loc[mask, ["measured_ms"] * (1 + len(spread))].to_numpy()
+    undone, kept = table.loc[rows, "latency_ms"].to_numpy(float), table.loc[rows, "measured_ms"].to_numpy(float)
+    if not np.allclose(undone, kept, rtol=1e-6, atol=1e-9):
+        raise LUTError("its rows are not its measured rows under its recorded calibration (edited since?); rebuild it with `nas lut build --calibrate N`")
+    table.loc[rows, "latency_ms"] = kept
+    return table
+
+
+def refit_calibration(lut: LUT, space: SearchSpace, **layer_kwargs: Any) -> LUT:
+    """`lut` calibrated afresh to the networks its sidecar records (`calibration[space]`: archs, measured ms),
+    by the same model, pricing them as `nas` lists their operators today; nothing is measured.
+
+    Why: when `nas` learns to list a backend's operators more faithfully (ONNX Runtime's layout reorders,
+    2026-11-27), a LUT's factors, fitted to the old listing, are stale, while the measurements it was
+    fitted to are not. The previous calibration moves to the sidecar's `history`.
+
+    Raises:
+        LUTError: the LUT has no such calibration (none, or a transfer from another machine), or its rows
+            were changed after it.
+    """
+    lut.check_space(space)
+    cal = lut.meta.get("calibration", {}).get(space.name)
+    if not isinstance(cal, Mapping) or cal.get("model") not in CALIBRATION_MODELS or "measured_ms" not in lut.table.columns:
+        raise LUTError(f"LUT {lut.name} records no `nas lut build --calibrate` calibration for {space.name} to refit")
+    try:
+        archs = [space.from_string(a) for a in cal["archs"]]
+        measured = np.asarray(cal["measured_ms"], dtype=float)
+    except (KeyError, TypeError, ValueError) as exc:
+        raise LUTError(f"LUT {lut.name}: its calibration record is incomplete ({type(exc).__name__}: {exc})") from None
+    try:
+        raw = LUT(_uncorrected(lut.table, space.name, cal), copy.deepcopy(lut.meta), lut.path)
+    except LUTError as exc:
+        raise LUTError(f"LUT {lut.name}: {exc}") from None
+    raw.meta["calibration"].pop(space.name)
+    refitted = fit_calibration(raw, space, archs, measured, model=str(cal["model"]), **layer_kwargs)
+    meta = refitted.meta
+    meta["calibration"][space.name].update(
+        {k: v for k, v in cal.items() if k not in meta["calibration"][space.name]},
+        refit=dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
+    )
+    meta.pop("sha256", None)
+    entry = {"superseded": meta["calibration"][space.name]["refit"], "space": space.name, "reason": "refit to the recorded networks", "calibration": dict(cal)}
+    entry["calibration"].pop("archs", None)  # the networks stay in the new record (used_archs reads either)
+    entry["calibration"].pop("measured_ms", None)
+    entry["validation"] = meta.get("validation", {}).get(space.name)
+    entry["latency_ms"] = lut.costs(space.name)
+    meta.setdefault("history", []).append(entry)
+    return refitted
+
+
+def revalidate_recorded(lut: LUT, space: SearchSpace, table: pd.DataFrame, **layer_kwargs: Any) -> Validation:
+    """`lut`'s held-out figures recomputed from a per-network validation table it wrote (`NAME.validation.csv`:
+    the networks and each process's time), with the recorded conditions; nothing is measured or saved."""
+    rows = table[table["space"] == space.name] if "space" in table.columns else table
+    columns = sorted((c for c in rows.columns if c.startswith("process") and c.endswith("_ms")), key=lambda c: int(c[7:-3]))
+    if len(rows) < 2 or not columns:
+        raise LUTError(f"LUT {lut.name}: its validation table holds no per-process times of {space.name} networks to recompute figures from")
+    archs = [space.from_string(a) for a in rows["arch"]]
+    old = dict(lut.meta.get("validation", {}).get(space.name, {}))
+    figure_keys = set(accuracy_figures(np.ones(2), np.ones(2))) | {"date", "process_spread_pct"}
+    conditions = {k: v for k, v in old.items() if k not in figure_keys}
+    conditions["measured"] = old.get("date")
+    return record_validation(lut, space, archs, rows[columns].to_numpy(float).T, conditions, save=False, **layer_kwargs)

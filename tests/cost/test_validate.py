@@ -13,6 +13,8 @@ from nas.cost.validate import (
     calibration_group,
     fit_calibration,
     random_archs,
+    refit_calibration,
+    revalidate_recorded,
     validate_lut,
     validation_path,
 )
@@ -160,3 +162,56 @@ def test_networks_measured_once_validate_a_lut_unless_it_was_fitted_on_them(tiny
     lut.meta["calibration"] = {"tiny201": {"archs": [tiny_space.to_string(archs[1])]}}
     with pytest.raises(LUTError, match="was fitted on 1 of these networks"):
         record_validation(lut, tiny_space, archs, per_process, {}, save=False, dataset="cifar10")
+
+
+def _scaled_truth(space, lut, archs, factors):
+    intercept = lut.costs(space.name)[INTERCEPT]
+    return np.array([intercept + 0.2 + sum(factors.get(op, 1.0) * v for op, v in s.items()) for s in _op_sums(space, lut, archs)])
+
+
+def test_refitting_to_the_recorded_networks_under_the_same_listing_gives_back_the_same_costs(tiny_space, tiny_torch_lut):
+    archs = random_archs(tiny_space, 30, seed=5)
+    calibrated = fit_calibration(tiny_torch_lut, tiny_space, archs, _scaled_truth(tiny_space, tiny_torch_lut, archs, {"add": 2.0}), model="scale", dataset="cifar10")
+    refitted = refit_calibration(calibrated, tiny_space, dataset="cifar10")
+    old, new = calibrated.costs("tiny201"), refitted.costs("tiny201")
+    assert old.keys() == new.keys() and all(new[k] == pytest.approx(v, rel=1e-6, abs=1e-9) for k, v in old.items())
+    for column in ("min_ms", "max_ms", "std_ms", "measured_ms"):
+        np.testing.assert_allclose(refitted.table[column], calibrated.table[column], rtol=1e-6, atol=1e-9)
+    cal = refitted.meta["calibration"]["tiny201"]
+    assert cal["archs"] == calibrated.meta["calibration"]["tiny201"]["archs"] and "refit" in cal
+    entry = refitted.meta["history"][-1]
+    assert entry["calibration"]["scales"] == calibrated.meta["calibration"]["tiny201"]["scales"] and entry["latency_ms"] == old
+    assert "history" not in calibrated.meta  # the input LUT is left as it was
+
+
+def test_refitting_follows_the_recorded_measurements_not_the_old_factors(tiny_space, tiny_torch_lut):
+    archs = random_archs(tiny_space, 30, seed=5)
+    calibrated = fit_calibration(tiny_torch_lut, tiny_space, archs, _scaled_truth(tiny_space, tiny_torch_lut, archs, {"add": 2.0}), model="scale", dataset="cifar10")
+    # the same networks, had they been priced another way: adds 3x, as a changed listing can imply
+    calibrated.meta["calibration"]["tiny201"]["measured_ms"] = _scaled_truth(tiny_space, tiny_torch_lut, archs, {"add": 3.0}).tolist()
+    refitted = refit_calibration(calibrated, tiny_space, dataset="cifar10")
+    assert refitted.meta["calibration"]["tiny201"]["scales"]["add"] == pytest.approx(3.0, rel=1e-3)
+
+
+def test_refitting_refuses_a_lut_without_a_build_calibration_or_with_rows_edited_after_it(tiny_space, tiny_torch_lut):
+    with pytest.raises(LUTError, match="records no `nas lut build --calibrate` calibration for tiny201"):
+        refit_calibration(tiny_torch_lut, tiny_space, dataset="cifar10")
+    archs = random_archs(tiny_space, 12, seed=6)
+    calibrated = fit_calibration(tiny_torch_lut, tiny_space, archs, tiny_torch_lut.predict(tiny_space, archs, dataset="cifar10") * 1.3, dataset="cifar10")
+    calibrated.table.loc[calibrated.table["key"] != INTERCEPT, "latency_ms"] *= 2.0
+    with pytest.raises(LUTError, match="not its measured rows under its recorded calibration"):
+        refit_calibration(calibrated, tiny_space, dataset="cifar10")
+
+
+def test_recorded_validation_figures_are_recomputed_from_the_per_process_table(tiny_space, tiny_torch_lut):
+    from nas.cost.validate import record_validation
+
+    archs = random_archs(tiny_space, 6, seed=2)
+    truth = tiny_torch_lut.predict(tiny_space, archs, dataset="cifar10")
+    lut = LUT(tiny_torch_lut.table.copy(), dict(tiny_torch_lut.meta))
+    first = record_validation(lut, tiny_space, archs, np.vstack([truth * 1.2, truth * 1.1, truth]), {"timing": {"across": "min"}, "seed": 2}, save=False, dataset="cifar10")
+    again = revalidate_recorded(lut, tiny_space, first.table, dataset="cifar10")
+    assert again.figures["bias"] == pytest.approx(first.figures["bias"]) == pytest.approx(1.0)
+    assert again.figures["seed"] == 2 and again.figures["measured"] == first.figures["date"]
+    lut.table["latency_ms"] *= 1.5  # a refitted LUT is scored on the same measurements
+    assert revalidate_recorded(lut, tiny_space, first.table, dataset="cifar10").figures["bias"] == pytest.approx(1.5, rel=0.05)
