@@ -307,8 +307,11 @@ PER_SPACE_META = ("build", "validation", "calibration")
 def save_built(lut: LUT, out: str | Path, *, overwrite: bool = False) -> Path:
     """Write a built LUT to `out`, keeping rows (and figures) of other spaces already there.
 
-    A file may hold several spaces only when they were measured the same way (backend, threads).
+    A file may hold several spaces only when they were measured the same way (backend, threads). Rows of
+    a space it replaces (`overwrite`) move, with their machine, build, calibration and validation, to
+    the sidecar's `history`, after the file's earlier history.
     """
+    from nas.cost.calibrate import _history_entry
     from nas.cost.lut import LUTError
 
     out = Path(out)
@@ -326,6 +329,10 @@ def save_built(lut: LUT, out: str | Path, *, overwrite: bool = False) -> Path:
         for key in PER_SPACE_META:
             kept = {s: v for s, v in dict(old.meta.get(key, {})).items() if s not in new_spaces}
             meta[key] = {**kept, **meta.get(key, {})}
+        replaced = [{**_history_entry(old, s), "reason": "rebuilt"} for s in clash]
+        history = [*old.meta.get("history", []), *replaced, *meta.get("history", [])]
+        if history:
+            meta["history"] = history
     result = LUT(table.reset_index(drop=True), meta)
     result.save(out)
     return out

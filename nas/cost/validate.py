@@ -59,6 +59,10 @@ def accuracy_figures(predicted: np.ndarray, measured: np.ndarray) -> dict[str, f
     }
 
 
+#: The keys `accuracy_figures` returns (a validation record's other keys are its conditions).
+FIGURE_KEYS = ("n_archs", "mape_pct", "within_10pct", "within_5pct", "worst_ape_pct", "spearman", "kendall_tau", "bias")
+
+
 def random_archs(space: SearchSpace, n: int, seed: int, exclude: Sequence[str] = ()) -> list[Arch]:
     """`n` distinct random archs (by canonical string), none in `exclude`, drawn with `seed`."""
     if n < 2:
@@ -458,7 +462,6 @@ def revalidate_recorded(lut: LUT, space: SearchSpace, table: pd.DataFrame, **lay
         raise LUTError(f"LUT {lut.name}: its validation table holds no per-process times of {space.name} networks to recompute figures from")
     archs = [space.from_string(a) for a in rows["arch"]]
     old = dict(lut.meta.get("validation", {}).get(space.name, {}))
-    figure_keys = set(accuracy_figures(np.ones(2), np.ones(2))) | {"date", "process_spread_pct"}
-    conditions = {k: v for k, v in old.items() if k not in figure_keys}
+    conditions = {k: v for k, v in old.items() if k not in FIGURE_KEYS and k not in ("date", "process_spread_pct")}
     conditions["measured"] = old.get("date")
     return record_validation(lut, space, archs, rows[columns].to_numpy(float).T, conditions, save=False, **layer_kwargs)

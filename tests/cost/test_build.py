@@ -88,6 +88,9 @@ def test_saving_into_an_existing_lut_keeps_other_spaces_and_refuses_to_clobber(t
         save_built(_toy("a"), out)
     save_built(_toy("a"), out, overwrite=True)
     assert len(pd.read_csv(out)) == 4
+    # the replaced rows of "a" are kept, with their build, under history
+    (entry,) = LUT.load(out).meta["history"]
+    assert entry["space"] == "a" and entry["reason"] == "rebuilt" and entry["latency_ms"] == {INTERCEPT: 0.1, "relu:x": 0.01}
     with pytest.raises(LUTError, match="holds backend='torch' measurements, not 'onnxruntime'"):
         save_built(_toy("c", backend="onnxruntime"), out)
 

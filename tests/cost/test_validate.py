@@ -31,6 +31,12 @@ def test_accuracy_figures_match_hand_computed_values():
     assert figs["worst_ape_pct"] == pytest.approx(25.0)
 
 
+def test_figure_keys_name_exactly_what_accuracy_figures_returns():
+    from nas.cost.validate import FIGURE_KEYS
+
+    assert tuple(accuracy_figures(np.array([1.0, 2.0]), np.array([1.1, 2.0]))) == FIGURE_KEYS
+
+
 def test_accuracy_figures_refuse_mismatched_inputs():
     with pytest.raises(ValueError, match=r"need two equal 1-D arrays of at least 2 latencies, got shapes \(3,\) and \(2,\)"):
         accuracy_figures(np.ones(3), np.ones(2))
