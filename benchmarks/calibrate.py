@@ -136,10 +136,9 @@ def report(table: pd.DataFrame, measured: pd.DataFrame) -> str:
         "",
         _markdown(frame),
         "",
-        "`epyc_zen4__*` are this machine's LUTs (refitted here with `types` on 30 networks none of which is measured "
-        "above; `epyc_zen4__torch`'s operator rows were measured on Zen 5, see its sidecar's history), so their "
-        "uncalibrated rows say what a LUT of this machine reaches on the same 50 networks; their per-seed rows refit them "
-        "again on each seed's 10.",
+        "`epyc_zen4__*` are this machine's LUTs (every operator row measured here, calibrated by `nas lut build --calibrate` "
+        "on networks none of which is measured above; their sidecars say when and on how many), so their uncalibrated rows "
+        "say what a LUT of this machine reaches on the same 50 networks; their per-seed rows refit them again on each seed's 10.",
         "",
         *[f"- {line}" for line in spread],
         "",
