@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import sys
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Annotated, Any, Optional, TypeVar
@@ -994,6 +994,16 @@ def lut_validate(
     console.print(f"figures stored in the sidecar; per-arch table: {validation_path(lut_path)}", highlight=False, soft_wrap=True)
 
 
+def _print_held_out(figures: Mapping[str, Any], networks: str, tail: str = "") -> None:
+    """One line of a LUT's held-out figures, as `nas lut calibrate` and `nas lut refit` report them."""
+    console.print(
+        f"held out on {networks}: MAPE {figures['mape_pct']:.2f} %, within +-10 %: {figures['within_10pct']:.1f} %, "
+        f"Spearman {figures['spearman']:.4f}, bias {figures['bias']:.3f}{tail}",
+        highlight=False,
+        soft_wrap=True,
+    )
+
+
 @lut_app.command("refit")
 def lut_refit(
     lut_path: Annotated[Path, typer.Argument(metavar="LUT", help="LUT CSV built with `nas lut build --calibrate N`.")],
@@ -1033,13 +1043,7 @@ def lut_refit(
         soft_wrap=True,
     )
     if checked is not None:
-        f = checked.figures
-        console.print(
-            f"held out on its {f['n_archs']} recorded validation networks: MAPE {f['mape_pct']:.2f} %, within +-10 %: {f['within_10pct']:.1f} %, "
-            f"Spearman {f['spearman']:.4f}, bias {f['bias']:.3f}",
-            highlight=False,
-            soft_wrap=True,
-        )
+        _print_held_out(checked.figures, f"its {checked.figures['n_archs']} recorded validation networks")
 
 
 @lut_app.command("calibrate")
@@ -1096,13 +1100,7 @@ def lut_calibrate(
         soft_wrap=True,
     )
     if checked is not None:
-        f = checked.figures
-        console.print(
-            f"held out on {f['n_archs']} fresh networks: MAPE {f['mape_pct']:.2f} %, within +-10 %: {f['within_10pct']:.1f} %, "
-            f"Spearman {f['spearman']:.4f}, bias {f['bias']:.3f}; per-network table: {validation_path(target)}",
-            highlight=False,
-            soft_wrap=True,
-        )
+        _print_held_out(checked.figures, f"{checked.figures['n_archs']} fresh networks", f"; per-network table: {validation_path(target)}")
     else:
         console.print(f"validate it on fresh networks: nas lut validate {target} --space {space}", highlight=False, soft_wrap=True)
 
