@@ -116,7 +116,7 @@ def _cell_program(
 def _cell_program_and_layout(
     ops: tuple[str, ...], *, live_only: bool = False, fold_constants: bool = False, merge_identical: bool = False, plain_input: bool = False
 ) -> tuple[list[tuple[str, bool]], bool]:
-    """The cell's operators in forward order, as `(op, adds_a_constant)`, built as an expression graph.
+    """The cell's operators in forward order, as `(op, reorders)`, built as an expression graph.
 
     Each ReLU, conv (with its BN), pool and add is one expression over its operands' expressions, created
     in the order `InferCell.forward` runs them. `merge_identical` keys expressions by what they compute,
@@ -206,12 +206,12 @@ def _cell_program_and_layout(
 def _cell_layers(program: Sequence[tuple[str, bool]], channels: int, size: int) -> list[LayerSignature]:
     """The signatures of one cell running `program` (see `_cell_program`) on `channels` x `size` x `size`."""
     layers: list[LayerSignature] = []
-    for op, adds_constant in program:
+    for op, reorders in program:
         if op in _CONV_KERNELS:
             layers.extend(_relu_conv_bn(channels, channels, size, _CONV_KERNELS[op], 1)[1:])
         elif op == "avgpool":
             layers.append(_same("avgpool", channels, size, kernel=3, stride=1))
-        elif adds_constant:
+        elif reorders:  # priced as the operator measured for it: a constant added to one tensor
             layers.append(LayerSignature("add", (1, channels, size, size), out_channels=channels, bias=True))
         else:
             layers.append(_same(op, channels, size))
