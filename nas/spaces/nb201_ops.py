@@ -20,8 +20,9 @@ For every op but "conv" and "linear" the output has the input's channels, and `o
 
 from __future__ import annotations
 
+import functools
 from collections import Counter
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 
 from nas.spaces.base import InvalidArchError, LayerSignature
 
@@ -205,17 +206,20 @@ def _cell_program_and_layout(
 
 def _cell_layers(program: Sequence[tuple[str, bool]], channels: int, size: int) -> list[LayerSignature]:
     """The signatures of one cell running `program` (see `_cell_program`) on `channels` x `size` x `size`."""
-    layers: list[LayerSignature] = []
-    for op, reorders in program:
-        if op in _CONV_KERNELS:
-            layers.extend(_relu_conv_bn(channels, channels, size, _CONV_KERNELS[op], 1)[1:])
-        elif op == "avgpool":
-            layers.append(_same("avgpool", channels, size, kernel=3, stride=1))
-        elif reorders:  # priced as the operator measured for it: a constant added to one tensor
-            layers.append(LayerSignature("add", (1, channels, size, size), out_channels=channels, bias=True))
-        else:
-            layers.append(_same(op, channels, size))
-    return layers
+    return [sig for step in program for sig in _step_layers(step, channels, size)]
+
+
+@functools.lru_cache(maxsize=256)
+def _step_layers(step: tuple[str, bool], channels: int, size: int) -> tuple[LayerSignature, ...]:
+    """The signatures of one program step (kept: whole-space counting lists the same few steps 10^5 times)."""
+    op, reorders = step
+    if op in _CONV_KERNELS:
+        return tuple(_relu_conv_bn(channels, channels, size, _CONV_KERNELS[op], 1)[1:])
+    if op == "avgpool":
+        return (_same("avgpool", channels, size, kernel=3, stride=1),)
+    if reorders:  # priced as the operator measured for it: a constant added to one tensor
+        return (LayerSignature("add", (1, channels, size, size), out_channels=channels, bias=True),)
+    return (_same(op, channels, size),)
 
 
 _INPUT, _ZEROS = -1, -2  # the operands of `_cell_program` that are not expressions: the cell input, zeros
@@ -265,14 +269,29 @@ def nb201_layers(
         raise ValueError(f"input_size must be >= 1, got {input_size}")
     if live_only and fold_constants and cells_per_stage > 0 and _output_is_constant(ops):
         return []
-    first, later = _stage_programs(ops, live_only=live_only, fold_constants=fold_constants, merge_identical=merge_identical)
-    stages, head = _skeleton(channels=channels, num_classes=num_classes, input_size=input_size, in_channels=in_channels)
-    layers: list[LayerSignature] = []
+    programs = _stage_programs(ops, live_only=live_only, fold_constants=fold_constants, merge_identical=merge_identical)
+    skeleton = _skeleton(channels=channels, num_classes=num_classes, input_size=input_size, in_channels=in_channels)
+    return list(_network_layers(skeleton, programs, cells_per_stage))
+
+
+def _network_layers(
+    skeleton: tuple[list[tuple[list[LayerSignature], int, int]], list[LayerSignature]],
+    programs: tuple[list[tuple[str, bool]], list[tuple[str, bool]]],
+    cells_per_stage: int,
+    *,
+    with_fixed: bool = True,
+) -> Iterator[LayerSignature]:
+    """The network's operators in order: per stage its stem or reduction, then its cells running the
+    stage's first and later programs (`_stage_programs`); then the head. Without `with_fixed`, the cells only."""
+    stages, head = skeleton
+    first, later = programs
     for before, width, size in stages:
-        layers.extend(before)
+        if with_fixed:
+            yield from before
         for cell in range(cells_per_stage):
-            layers.extend(_cell_layers(later if cell else first, width, size))
-    return layers + head
+            yield from _cell_layers(later if cell else first, width, size)
+    if with_fixed:
+        yield from head
 
 
 def _stage_programs(ops: tuple[str, ...], **options: bool) -> tuple[list[tuple[str, bool]], list[tuple[str, bool]]]:
@@ -341,31 +360,19 @@ def nb201_layer_parts(
     if input_size < 1:
         raise ValueError(f"input_size must be >= 1, got {input_size}")
     options = {"live_only": live_only, "fold_constants": fold_constants, "merge_identical": merge_identical}
-    stages, head = _skeleton(channels=channels, num_classes=num_classes, input_size=input_size, in_channels=in_channels)
+    skeleton = _skeleton(channels=channels, num_classes=num_classes, input_size=input_size, in_channels=in_channels)
+    stages, head = skeleton
     fixed = Counter(sig for before, _, _ in stages for sig in before) + Counter(head)
-    per_step: dict[tuple[tuple[str, bool], int], list[LayerSignature]] = {}
     # many op combinations run the same steps in another order: count each multiset of steps once, in
     # the listing order of the first (whose signatures a part table meets first, so its columns follow it)
     by_steps: dict[tuple[bool, frozenset[tuple[tuple[str, bool], int]], frozenset[tuple[tuple[str, bool], int]] | None], Counter[LayerSignature]] = {}
 
     def cell_counts(ops: tuple[str, ...], *, with_fixed: bool = False) -> Counter[LayerSignature]:
-        first, later = _stage_programs(ops, **options)
+        first, later = programs = _stage_programs(ops, **options)
         key = (with_fixed, frozenset(Counter(first).items()), None if later is first else frozenset(Counter(later).items()))
-        if key in by_steps:
-            return by_steps[key]
-        out: Counter[LayerSignature] = Counter()
-        for stage, (before, width, size) in enumerate(stages):
-            if with_fixed:
-                out.update(before)
-            for cell in range(cells_per_stage):
-                for step in later if cell else first:
-                    if (step, stage) not in per_step:
-                        per_step[step, stage] = _cell_layers([step], width, size)
-                    out.update(per_step[step, stage])
-        if with_fixed:
-            out.update(head)
-        by_steps[key] = out
-        return out
+        if key not in by_steps:
+            by_steps[key] = Counter(_network_layers(skeleton, programs, cells_per_stage, with_fixed=with_fixed))
+        return by_steps[key]
 
     everything = tuple(range(len(EDGES)))
     if live_only and fold_constants and cells_per_stage > 0:
