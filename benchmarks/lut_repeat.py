@@ -32,7 +32,7 @@ from nas._io import write_atomic
 from nas.cost.build import DEFAULT_TIMING, load_average, measure_archs
 from nas.cost.lut import LUT, luts_dir
 from nas.cost.machine import cpu_info
-from nas.cost.validate import random_archs, used_archs
+from nas.cost.validate import accuracy_figures, random_archs, used_archs
 from nas.spaces import get_space
 
 RESULTS = Path(__file__).resolve().parent / "results"
@@ -60,16 +60,16 @@ def figures(space, archs, times: pd.DataFrame, lut: LUT | None) -> list[dict]:
     rows = []
     for k in range(1, int(times["process"].max()) + 2):
         passes = [times[(times["pass"] == run) & (times["process"] < k)][strings].to_numpy().min(axis=0) for run in (1, 2)]
-        gap = np.abs(passes[1] / passes[0] - 1.0) * 100.0
-        row = {"processes": k, "n_archs": len(strings), "repeat_within_10pct": float((gap <= 10).mean() * 100), "repeat_within_5pct": float((gap <= 5).mean() * 100),
-               "repeat_median_gap_pct": float(np.median(gap)), "repeat_max_gap_pct": float(gap.max())}
+        repeat = accuracy_figures(passes[1], passes[0])
+        row = {"processes": k, "n_archs": len(strings), "repeat_within_10pct": repeat["within_10pct"], "repeat_within_5pct": repeat["within_5pct"],
+               "repeat_median_gap_pct": float(np.median(np.abs(passes[1] / passes[0] - 1.0)) * 100.0), "repeat_max_gap_pct": repeat["worst_ape_pct"]}
         if predicted is not None:
             for run, measured in zip((1, 2), passes):
-                ratio = predicted / measured
-                row[f"lut_within_10pct_pass{run}"] = float((np.abs(ratio - 1.0) <= 0.1 + 1e-9).mean() * 100)
-                row[f"lut_bias_pass{run}"] = float(np.median(ratio))
+                lut_figures = accuracy_figures(predicted, measured)
+                row[f"lut_within_10pct_pass{run}"] = lut_figures["within_10pct"]
+                row[f"lut_bias_pass{run}"] = lut_figures["bias"]
                 # what one machine-wide factor (`nas lut calibrate --model scale`) leaves: fitted on these same networks
-                row[f"lut_within_10pct_rescaled_pass{run}"] = float((np.abs(ratio / np.median(ratio) - 1.0) <= 0.1 + 1e-9).mean() * 100)
+                row[f"lut_within_10pct_rescaled_pass{run}"] = accuracy_figures(predicted / lut_figures["bias"], measured)["within_10pct"]
         rows.append(row)
     return rows
 

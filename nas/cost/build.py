@@ -311,7 +311,7 @@ def save_built(lut: LUT, out: str | Path, *, overwrite: bool = False) -> Path:
     a space it replaces (`overwrite`) move, with their machine, build, calibration and validation, to
     the sidecar's `history`, after the file's earlier history.
     """
-    from nas.cost.calibrate import _history_entry
+    from nas.cost.calibrate import history_entry
     from nas.cost.lut import LUTError
 
     out = Path(out)
@@ -329,7 +329,7 @@ def save_built(lut: LUT, out: str | Path, *, overwrite: bool = False) -> Path:
         for key in PER_SPACE_META:
             kept = {s: v for s, v in dict(old.meta.get(key, {})).items() if s not in new_spaces}
             meta[key] = {**kept, **meta.get(key, {})}
-        replaced = [{**_history_entry(old, s), "reason": "rebuilt"} for s in clash]
+        replaced = [{**history_entry(old, s), "reason": "rebuilt"} for s in clash]
         history = [*old.meta.get("history", []), *replaced, *meta.get("history", [])]
         if history:
             meta["history"] = history

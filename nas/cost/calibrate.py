@@ -118,8 +118,9 @@ def apply_transfer(lut: LUT, space: str, factors: Mapping[str, float], added_ms:
     return table
 
 
-def _history_entry(lut: LUT, space: str) -> dict[str, Any]:
-    """What the LUT said about `space` before this calibration: its machine, build, figures and costs."""
+def history_entry(lut: LUT, space: str) -> dict[str, Any]:
+    """What the LUT said about `space` before a calibration, refit or rebuild replaces it: its machine, build,
+    calibration (with its networks), figures and costs, for the sidecar's `history`."""
     meta = lut.meta
     return {
         "superseded": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
@@ -141,7 +142,7 @@ def calibrated_lut(lut: LUT, space: SearchSpace, archs: Sequence[Arch], measured
     factors, added = fit_transfer(lut, space, archs, measured, model=model, **layer_kwargs)
     before = lut.predict(space, archs, **layer_kwargs)
     meta = copy.deepcopy(lut.meta)
-    meta.setdefault("history", []).append(_history_entry(lut, space.name))
+    meta.setdefault("history", []).append(history_entry(lut, space.name))
     meta.pop("sha256", None)
     build = meta.setdefault("build", {}).setdefault(space.name, {})
     if isinstance(build.get("null_ms"), list):  # a call that runs nothing: the machine-wide factor, not the intercept's

@@ -423,6 +423,8 @@ def refit_calibration(lut: LUT, space: SearchSpace, **layer_kwargs: Any) -> LUT:
         LUTError: the LUT has no such calibration (none, or a transfer from another machine), or its rows
             were changed after it.
     """
+    from nas.cost.calibrate import history_entry  # calibrate imports this module
+
     lut.check_space(space)
     cal = lut.meta.get("calibration", {}).get(space.name)
     if not isinstance(cal, Mapping) or cal.get("model") not in CALIBRATION_MODELS or "measured_ms" not in lut.table.columns:
@@ -444,12 +446,7 @@ def refit_calibration(lut: LUT, space: SearchSpace, **layer_kwargs: Any) -> LUT:
         refit=dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
     )
     meta.pop("sha256", None)
-    entry = {"superseded": meta["calibration"][space.name]["refit"], "space": space.name, "reason": "refit to the recorded networks", "calibration": dict(cal)}
-    entry["calibration"].pop("archs", None)  # the networks stay in the new record (used_archs reads either)
-    entry["calibration"].pop("measured_ms", None)
-    entry["validation"] = meta.get("validation", {}).get(space.name)
-    entry["latency_ms"] = lut.costs(space.name)
-    meta.setdefault("history", []).append(entry)
+    meta.setdefault("history", []).append({**history_entry(lut, space.name), "reason": "refit to the recorded networks"})
     return refitted
 
 
